@@ -1,0 +1,48 @@
+# Switchyard — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+# Modules with a main package, built into ./bin.
+SERVICES := ca registry controlplane sidecar ratelimit meshctl shop
+MODULES := proto services/kit $(addprefix services/,$(SERVICES)) test
+export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
+
+.PHONY: help build test unit e2e lint proto proto-check dev up down compose-test bench
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build every binary (static) into ./bin
+	@mkdir -p $(BIN)
+	@for s in $(SERVICES); do \
+	  if ls services/$$s/*.go >/dev/null 2>&1; then (cd services/$$s && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/$$s .) || exit 1; fi; \
+	done
+
+dev: build ## run the whole mesh as local processes (no Docker); Ctrl-C stops it
+	$(BIN)/meshctl dev -f deploy/dev/mesh.yaml -bin $(BIN)
+
+up: ## run the whole mesh in Docker (docker compose up)
+	docker compose -f compose.yaml up --build
+
+down: ## stop the Docker mesh
+	docker compose -f compose.yaml down
+
+proto: ## regenerate Go code from proto/ with buf
+	cd proto && buf generate
+
+proto-check: proto ## fail if the committed generated code is stale
+	@git diff --exit-code --stat -- proto/ || { echo "generated code in proto/ is stale: run make proto and commit"; exit 1; }
+
+lint: ## go vet + staticcheck on every module
+	@for m in $(MODULES); do echo "== lint $$m"; (cd $$m && $(GO) vet ./... && staticcheck ./...) || exit 1; done
+
+unit: ## unit and integration tests of every module, with the race detector
+	@for m in $(filter-out test,$(MODULES)); do echo "== test $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 10m ./...) || exit 1; done
+
+e2e: build ## end-to-end tests that start the real binaries
+	cd test && SWITCHYARD_BIN=$(BIN) $(GO) test -count=1 -timeout 20m ./...
+
+test: proto-check lint unit e2e ## everything CI runs (the README's test command)
+
+bench: ## Go benchmarks of every hot path (figures in BENCHMARKS.md)
+	@for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchtime 2000x ./...) || exit 1; done

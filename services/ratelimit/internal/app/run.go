@@ -1,0 +1,123 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/switchyard-mesh/switchyard/services/kit/grpcx"
+	"github.com/switchyard-mesh/switchyard/services/kit/identity"
+	"github.com/switchyard-mesh/switchyard/services/kit/run"
+	"github.com/switchyard-mesh/switchyard/services/kit/service"
+	"github.com/switchyard-mesh/switchyard/services/ratelimit/internal/debugapi"
+	"github.com/switchyard-mesh/switchyard/services/ratelimit/internal/decider"
+	"github.com/switchyard-mesh/switchyard/services/ratelimit/internal/limits"
+	"github.com/switchyard-mesh/switchyard/services/ratelimit/internal/rls"
+	"github.com/switchyard-mesh/switchyard/services/ratelimit/internal/rules"
+	"github.com/switchyard-mesh/switchyard/services/ratelimit/internal/store"
+)
+
+// Validate checks the settings and loads the rules they name, as `ratelimit
+// validate` does, without starting anything.
+func Validate(cfg Config) (*limits.Config, error) {
+	r, err := rules.Load(rules.File{Path: cfg.Limits.Path})
+	if err != nil {
+		return nil, fmt.Errorf("limits.path: %w", err)
+	}
+	return r, nil
+}
+
+// Run serves rate-limit decisions until ctx is cancelled.
+func Run(ctx context.Context, cfg Config) error {
+	b, err := service.Start(ctx, "ratelimit", cfg.Config)
+	if err != nil {
+		return err
+	}
+	log := b.Log
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
+
+	var d *decider.Decider
+	reloader, initial, err := rules.NewReloader(log.With("component", "rules"), rules.NewMetrics(b.Metrics),
+		cfg.Limits.ReloadInterval, func(c *limits.Config) { d.SetRules(c) }, rules.File{Path: cfg.Limits.Path})
+	if err != nil {
+		return fmt.Errorf("limits.path: %w", err)
+	}
+
+	var st store.Store
+	if len(cfg.Redis.Addrs) == 0 {
+		st = store.NewMemory()
+		log.Warn("NO REDIS CONFIGURED: using the in-memory store; every replica limits on its own and counters vanish on restart (set redis.addrs for shared limits)")
+	} else {
+		opts := store.Options{
+			Addrs: cfg.Redis.Addrs, MasterName: cfg.Redis.MasterName, Username: cfg.Redis.Username,
+			Password: cfg.Redis.Password, DB: cfg.Redis.DB, Timeout: cfg.Redis.Timeout, PoolSize: cfg.Redis.PoolSize,
+		}
+		client := store.NewClient(opts)
+		defer client.Close()
+		rs := store.NewRedis(client, cfg.Redis.Pipelines)
+		defer rs.Close()
+		lctx, cancel := context.WithTimeout(ctx, max(4*cfg.Redis.Timeout, 500*time.Millisecond))
+		if err := rs.Load(lctx); err != nil {
+			// Not fatal: the decider fails open/closed and recovers, and
+			// the script is sent with EVAL when Redis comes back.
+			log.Warn("redis not reachable at start; deciding in failure mode until it is", "redis", opts.String(), "err", err)
+		} else {
+			log.Info("using redis", "redis", opts.String())
+		}
+		cancel()
+		st = rs
+	}
+
+	d = decider.New(decider.Config{
+		Timeout:        cfg.Redis.Timeout,
+		FailOpen:       cfg.Decision.FailureMode == "open",
+		FailuresToDown: cfg.Decision.FailuresToDown,
+		ProbeInterval:  cfg.Decision.ProbeInterval,
+		Log:            log.With("component", "decider"),
+		Metrics:        decider.NewMetrics(b.Metrics),
+	}, st, initial)
+	log.Info("rate limit rules loaded", "path", cfg.Limits.Path, "domains", initial.Domains())
+
+	tasks := []run.Task{d.Run, reloader.Run}
+	var creds credentials.TransportCredentials
+	if cfg.TLS.Mode == "spiffe" {
+		src, err := identity.New(ctx, cfg.Identity, identity.Options{Log: log, Registerer: b.Metrics})
+		if err != nil {
+			return err
+		}
+		allowed, _ := identity.ParseIDs("tls.allowed_clients", cfg.TLS.AllowedClients)
+		authz := tlsconfig.AuthorizeMemberOf(identity.TrustDomain)
+		if len(allowed) > 0 {
+			authz = tlsconfig.AuthorizeOneOf(allowed...)
+		}
+		creds = credentials.NewTLS(src.ServerTLSConfigWith(authz))
+		tasks = append(tasks, src.Run)
+	} else {
+		log.Warn("RLS gRPC is plaintext (tls.mode insecure); use only for local tests")
+	}
+
+	// Stream workers reuse goroutines (and their grown stacks) across
+	// calls instead of starting one per call: cheaper for many short RPCs.
+	srv := grpcx.NewServer(grpcx.ServerOptions{Binary: "ratelimit", Registerer: b.Metrics, Creds: creds},
+		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))))
+	rlsv3.RegisterRateLimitServiceServer(srv.Server, rls.New(d))
+	ln, err := run.Listen("grpc.addr", cfg.GRPC.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info("RLS gRPC listening", "addr", ln.Addr().String(), "tls", cfg.TLS.Mode)
+
+	b.Admin.AddReadiness("store", d.Healthy)
+	debugapi.Register(b.Admin.Handle, d)
+	return b.Run(ctx, append(tasks, srv.Serve(ln, cfg.GRPC.Drain))...)
+}

@@ -1,0 +1,390 @@
+package store
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-mesh/switchyard/services/ratelimit/internal/quota"
+)
+
+//go:embed decide.lua
+var decideLua string
+
+// argsPerCheck is how many ARGV entries decide.lua reads per key.
+const argsPerCheck = 8
+
+// Redis keeps state in Redis, shared by every replica. One request costs one
+// EVALSHA of decide.lua; the script is loaded once and re-sent with EVAL only
+// when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
+//
+// Concurrent requests are coalesced: a few workers each take whatever
+// requests are queued and send their EVALSHAs as one pipeline, so under load
+// one write and one read carry many decisions (each still its own atomic
+// script call and one round trip), and a lone request goes out at once.
+//
+// With a Redis Cluster client the checks are grouped by hash tag (one
+// descriptor's limits share a slot) and the groups' scripts are pipelined:
+// still one round trip per node, but all-or-nothing then holds per
+// descriptor rather than per request.
+type Redis struct {
+	client  redis.UniversalClient
+	script  *redis.Script
+	cluster bool
+	workers int
+	queue   chan *job
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// job is one request's script call waiting for a worker.
+type job struct {
+	ctx  context.Context
+	keys []string
+	args []any
+	done chan jobResult
+}
+
+type jobResult struct {
+	vals []int64
+	err  error
+}
+
+// maxBatch bounds how many script calls one pipeline carries.
+const maxBatch = 128
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis wraps a go-redis client (single, Sentinel failover or Cluster)
+// and starts workers pipelining requests over it; Close stops them.
+func NewRedis(client redis.UniversalClient, workers int) *Redis {
+	_, cluster := client.(*redis.ClusterClient)
+	r := &Redis{client: client, script: redis.NewScript(decideLua), cluster: cluster, workers: max(workers, 1),
+		queue: make(chan *job, 4*maxBatch), stop: make(chan struct{})}
+	if !cluster {
+		for range r.workers {
+			r.wg.Add(1)
+			go r.work()
+		}
+	}
+	return r
+}
+
+// Close stops the workers; it does not close the client.
+func (r *Redis) Close() {
+	close(r.stop)
+	r.wg.Wait()
+}
+
+func (r *Redis) work() {
+	defer r.wg.Done()
+	batch := make([]*job, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-r.stop:
+			return
+		case j := <-r.queue:
+			batch = append(batch, j)
+		}
+		r.drain(&batch)
+		if len(batch) == 1 {
+			// Let handlers that are about to enqueue run first: under load
+			// this turns many one-command round trips into one pipeline.
+			runtime.Gosched()
+			r.drain(&batch)
+		}
+		r.execute(batch)
+	}
+}
+
+// drain adds queued jobs to batch without waiting.
+func (r *Redis) drain(batch *[]*job) {
+	for len(*batch) < maxBatch {
+		select {
+		case j := <-r.queue:
+			*batch = append(*batch, j)
+		default:
+			return
+		}
+	}
+}
+
+// execute sends a batch, skipping requests whose callers already gave up.
+func (r *Redis) execute(batch []*job) {
+	live := batch[:0]
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			j.done <- jobResult{err: err}
+			continue
+		}
+		live = append(live, j)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) == 1 {
+		j := live[0]
+		vals, err := r.script.Run(j.ctx, r.client, j.keys, j.args...).Int64Slice()
+		j.done <- jobResult{vals: vals, err: err}
+		return
+	}
+	// The batch lives as long as its most patient caller, and is not
+	// cancelled when one caller goes away.
+	var deadline time.Time
+	for _, j := range live {
+		d, ok := j.ctx.Deadline()
+		if !ok {
+			d = time.Now().Add(time.Minute)
+		}
+		if d.After(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(live))
+	for i, j := range live {
+		cmds[i] = r.script.EvalSha(ctx, pipe, j.keys, j.args...)
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command, read below
+	for i, j := range live {
+		vals, err := cmds[i].Int64Slice()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			vals, err = r.script.Run(j.ctx, r.client, j.keys, j.args...).Int64Slice()
+		}
+		j.done <- jobResult{vals: vals, err: err}
+	}
+}
+
+// Load sends the script to Redis so the first request needs no EVAL, and
+// opens the connections the workers will use, so the first requests do not
+// pay for dialing inside their deadline.
+func (r *Redis) Load(ctx context.Context) error {
+	if err := r.script.Load(ctx, r.client).Err(); err != nil {
+		return fmt.Errorf("load decide script: %w", err)
+	}
+	n := r.workers
+	errs := make(chan error, 2*n)
+	for range n {
+		go func() { errs <- r.client.Ping(ctx).Err() }()
+		go func() {
+			pipe := r.client.Pipeline()
+			pipe.Ping(ctx)
+			pipe.Ping(ctx)
+			_, err := pipe.Exec(ctx)
+			errs <- err
+		}()
+	}
+	for range 2 * n {
+		if err := <-errs; err != nil {
+			return fmt.Errorf("open redis connections: %w", err)
+		}
+	}
+	return nil
+}
+
+// Ping implements Store.
+func (r *Redis) Ping(ctx context.Context) error {
+	return r.client.Ping(ctx).Err()
+}
+
+// Decide implements Store.
+func (r *Redis) Decide(ctx context.Context, now time.Time, checks []quota.Check, commit bool) (Result, error) {
+	if len(checks) == 0 {
+		return Result{Allowed: true}, nil
+	}
+	us := now.UnixMicro()
+	if !r.cluster {
+		return r.run(ctx, r.client, us, checks, commit)
+	}
+	return r.decideCluster(ctx, us, checks, commit)
+}
+
+func (r *Redis) run(ctx context.Context, c redis.Scripter, now int64, checks []quota.Check, commit bool) (Result, error) {
+	keys, args := scriptArgs(now, checks, commit)
+	if r.cluster {
+		vals, err := r.script.Run(ctx, c, keys, args...).Int64Slice()
+		if err != nil {
+			return Result{}, fmt.Errorf("redis decide: %w", err)
+		}
+		return parseReply(vals, len(checks))
+	}
+	j := &job{ctx: ctx, keys: keys, args: args, done: make(chan jobResult, 1)}
+	select {
+	case r.queue <- j:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("redis decide: queue full: %w", ctx.Err())
+	}
+	select {
+	case res := <-j.done:
+		if res.err != nil {
+			return Result{}, fmt.Errorf("redis decide: %w", res.err)
+		}
+		return parseReply(res.vals, len(checks))
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("redis decide: %w", ctx.Err())
+	}
+}
+
+func (r *Redis) decideCluster(ctx context.Context, now int64, checks []quota.Check, commit bool) (Result, error) {
+	groups := map[string][]int{}
+	var order []string
+	for i, c := range checks {
+		tag := hashTag(c.Key)
+		if _, ok := groups[tag]; !ok {
+			order = append(order, tag)
+		}
+		groups[tag] = append(groups[tag], i)
+	}
+	if len(order) == 1 {
+		return r.run(ctx, r.client, now, checks, commit)
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(order))
+	for g, tag := range order {
+		sub := make([]quota.Check, len(groups[tag]))
+		for j, i := range groups[tag] {
+			sub[j] = checks[i]
+		}
+		keys, args := scriptArgs(now, sub, commit)
+		cmds[g] = r.script.EvalSha(ctx, pipe, keys, args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return Result{}, fmt.Errorf("redis decide: %w", err)
+	}
+	res := Result{Allowed: true, Outcomes: make([]quota.Outcome, len(checks))}
+	for g, tag := range order {
+		idx := groups[tag]
+		sub := make([]quota.Check, len(idx))
+		for j, i := range idx {
+			sub[j] = checks[i]
+		}
+		vals, err := cmds[g].Int64Slice()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			part, err := r.run(ctx, r.client, now, sub, commit)
+			if err != nil {
+				return Result{}, err
+			}
+			vals = replyOf(part)
+		} else if err != nil {
+			return Result{}, fmt.Errorf("redis decide: %w", err)
+		}
+		part, err := parseReply(vals, len(idx))
+		if err != nil {
+			return Result{}, err
+		}
+		res.Allowed = res.Allowed && part.Allowed
+		for j, i := range idx {
+			res.Outcomes[i] = part.Outcomes[j]
+		}
+	}
+	return res, nil
+}
+
+func scriptArgs(now int64, checks []quota.Check, commit bool) ([]string, []any) {
+	keys := make([]string, len(checks))
+	args := make([]any, 0, 2+argsPerCheck*len(checks))
+	args = append(args, now, flag(commit))
+	for i, c := range checks {
+		keys[i] = c.Key
+		p := quota.ParamsFor(c, now)
+		args = append(args, flag(p.GCRA), p.Limit, p.Hits, p.WindowEnd, p.Interval, p.Burst, p.Period, flag(p.Shadow))
+	}
+	return keys, args
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// parseReply reads {allowed, then over, remaining, reset, retry per key}.
+func parseReply(vals []int64, n int) (Result, error) {
+	if len(vals) != 1+4*n {
+		return Result{}, fmt.Errorf("redis decide: reply has %d values, want %d", len(vals), 1+4*n)
+	}
+	res := Result{Allowed: vals[0] == 1, Outcomes: make([]quota.Outcome, n)}
+	for i := range n {
+		v := vals[1+4*i:]
+		res.Outcomes[i] = quota.Outcome{Over: v[0] == 1, Remaining: v[1], Reset: v[2], RetryAfter: v[3]}
+	}
+	return res, nil
+}
+
+func replyOf(r Result) []int64 {
+	out := []int64{int64(flag(r.Allowed))}
+	for _, o := range r.Outcomes {
+		out = append(out, int64(flag(o.Over)), o.Remaining, o.Reset, o.RetryAfter)
+	}
+	return out
+}
+
+// hashTag is the part of key Redis Cluster hashes: between the first '{'
+// and the next '}'.
+func hashTag(key string) string {
+	if s := strings.IndexByte(key, '{'); s >= 0 {
+		if e := strings.IndexByte(key[s+1:], '}'); e > 0 {
+			return key[s+1 : s+1+e]
+		}
+	}
+	return key
+}
+
+// Options are the settings of a go-redis client for rate limiting: no
+// retries (the caller's deadline is the budget) and deadlines taken from the
+// request context.
+type Options struct {
+	// Addrs: one address for a single server, several for a Cluster, or
+	// the Sentinels when MasterName is set.
+	Addrs      []string
+	MasterName string
+	Username   string
+	Password   string
+	DB         int
+	// Timeout bounds dialing, reads and writes.
+	Timeout  time.Duration
+	PoolSize int
+}
+
+// NewClient builds the UniversalClient Options describe.
+func NewClient(o Options) redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 o.Addrs,
+		MasterName:            o.MasterName,
+		Username:              o.Username,
+		Password:              o.Password,
+		DB:                    o.DB,
+		DialTimeout:           max(o.Timeout*4, 100*time.Millisecond),
+		ReadTimeout:           o.Timeout,
+		WriteTimeout:          o.Timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+		PoolSize:              o.PoolSize,
+		MinIdleConns:          min(o.PoolSize, 8),
+		DisableIdentity:       true,
+		Protocol:              2,
+	})
+}
+
+// String describes o without secrets, for logs.
+func (o Options) String() string {
+	mode := "single"
+	switch {
+	case o.MasterName != "":
+		mode = "sentinel(" + o.MasterName + ")"
+	case len(o.Addrs) > 1:
+		mode = "cluster"
+	}
+	return mode + " " + strings.Join(o.Addrs, ",") + " db=" + strconv.Itoa(o.DB)
+}

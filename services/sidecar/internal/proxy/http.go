@@ -1,0 +1,517 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/fault"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/rbac"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/route"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/tokenbucket"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds"
+)
+
+// ReasonHeader says why the sidecar itself answered instead of the upstream
+// (e.g. "overflow:max_requests", "no_healthy_upstream", "rbac_denied").
+const ReasonHeader = "x-switchyard-reason"
+
+// maxReplayBody is the largest request body kept in memory so the request
+// can be retried or mirrored (Envoy's per_request_buffer_limit plays this
+// role); larger or unsized bodies stream through once.
+const maxReplayBody = 64 << 10
+
+var tracer = otel.Tracer("github.com/switchyard-mesh/switchyard/services/sidecar")
+
+// httpHandler serves one HTTP listener.
+type httpHandler struct {
+	p      *Proxy
+	l      *listener
+	rp     *httputil.ReverseProxy
+	bucket struct {
+		sync.Mutex
+		cfg *xds.LocalRateLimit
+		b   *tokenbucket.Bucket
+	}
+}
+
+func (p *Proxy) newHTTPHandler(l *listener) *httpHandler {
+	h := &httpHandler{p: p, l: l}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      &forwarder{p: p},
+		ErrorHandler:   h.errorHandler,
+		ModifyResponse: h.modifyResponse,
+		BufferPool:     bufferPool{},
+		ErrorLog:       nil,
+	}
+	return h
+}
+
+// decision is what the handler decided for a request, carried to the
+// forwarder through the request context.
+type decision struct {
+	listener string
+	route    *route.Route
+	cluster  *cluster
+	hash     lb.Request
+	body     []byte // replayable body; nil when not replayable
+	replay   bool
+	inbound  bool
+	rlHeader http.Header // x-ratelimit-* to add to the response
+}
+
+type decisionKey struct{}
+
+func decisionFrom(ctx context.Context) *decision {
+	d, _ := ctx.Value(decisionKey{}).(*decision)
+	return d
+}
+
+func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	lc := h.l.cfg.Load()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		h.p.m.downstream.WithLabelValues(lc.Name, codeClass(sw.status)).Inc()
+		h.p.m.downstreamDur.WithLabelValues(lc.Name).Observe(time.Since(start).Seconds())
+	}()
+	hc := lc.HTTP
+	inbound := lc.Direction == xds.Inbound
+	if r.Header.Get("x-request-id") == "" {
+		r.Header.Set("x-request-id", newRequestID())
+	}
+	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	kind := trace.SpanKindClient
+	if inbound {
+		kind = trace.SpanKindServer
+	}
+	ctx, span := tracer.Start(ctx, lc.Name+" "+r.Method, trace.WithSpanKind(kind))
+	recording := span.IsRecording() // attributes cost allocations: only when exported
+	if recording {
+		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("server.address", r.Host),
+			attribute.String("url.path", r.URL.Path), attribute.String("switchyard.request_id", r.Header.Get("x-request-id")))
+	}
+	defer func() {
+		if recording {
+			span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
+			if sw.status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(sw.status))
+			}
+		}
+		span.End()
+	}()
+	r = r.WithContext(ctx)
+
+	peer := peerID(r.TLS)
+	if recording && peer != "" {
+		span.SetAttributes(attribute.String("switchyard.peer", peer))
+	}
+	if hc.XFCC && peer != "" {
+		r.Header.Set("x-forwarded-client-cert", xfcc(h.p.cfg.Identity, peer))
+	} else {
+		r.Header.Del("x-forwarded-client-cert")
+	}
+	for _, e := range hc.RBAC {
+		if ok, policy := e.Decide(rbac.Request{HTTP: r, PeerID: peer, DestPort: port(h.l.ln.Addr())}); !ok {
+			h.p.m.rbacDenied.WithLabelValues(lc.Name).Inc()
+			who := peer
+			if who == "" {
+				who = "an unauthenticated caller"
+			}
+			msg := fmt.Sprintf("RBAC: access denied: %s may not call %s %s", who, r.Method, r.URL.Path)
+			if policy != "" {
+				msg += " (denied by policy " + policy + ")"
+			}
+			h.p.log.Info("request denied by RBAC", "listener", lc.Name, "peer", who, "path", r.URL.Path, "policy", policy)
+			reply(sw, http.StatusForbidden, "rbac_denied", msg)
+			return
+		}
+	}
+	if isUpgrade(r) && !hc.WebSocket {
+		reply(sw, http.StatusForbidden, "upgrade_not_allowed", "upgrade to "+r.Header.Get("Upgrade")+" is not enabled on this listener")
+		return
+	}
+	table := hc.Routes
+	if table == nil {
+		table = h.p.routeTable(hc.RouteConfigName)
+	}
+	if table == nil {
+		reply(sw, http.StatusServiceUnavailable, "route_not_ready", "route configuration "+hc.RouteConfigName+" has not arrived yet")
+		return
+	}
+	_, rt := table.Find(r)
+	if rt == nil {
+		reply(sw, http.StatusNotFound, "route_not_found", "no route for "+r.Host+r.URL.Path)
+		return
+	}
+	if lr := hc.LocalRateLimit; lr != nil && !h.allowLocal(lr) {
+		h.p.m.rateLimited.WithLabelValues(lc.Name, "local").Inc()
+		reply(sw, lr.Status, "local_rate_limited", "local rate limit exceeded")
+		return
+	}
+	clusterName := rt.Action.PickCluster(rand.Uint64())
+	d := &decision{listener: lc.Name, route: rt, inbound: inbound}
+	if g := hc.RateLimit; g != nil && len(rt.Action.RateLimits) > 0 {
+		limited, hdr, status := h.p.globalRateLimit(r.Context(), lc.Name, g, rt, r, clusterName)
+		if g.RateLimitHeaders {
+			d.rlHeader = hdr
+		}
+		if limited {
+			for k, v := range hdr {
+				sw.Header()[k] = v
+			}
+			h.p.m.rateLimited.WithLabelValues(lc.Name, "global").Inc()
+			reply(sw, status, "rate_limited", "rate limit exceeded")
+			return
+		}
+	}
+	fc := hc.Fault
+	if rt.Fault != nil {
+		fc = rt.Fault
+	}
+	if fc != nil && !fc.Empty() {
+		if h.injectFault(sw, r, fc) {
+			return
+		}
+	}
+	c := h.p.cluster(clusterName)
+	if c == nil {
+		reply(sw, http.StatusServiceUnavailable, "cluster_not_found", "cluster "+clusterName+" is not known")
+		return
+	}
+	d.cluster = c
+	if key, ok := lb.Key(rt.Action.HashPolicies, r); ok {
+		d.hash = lb.Request{Hash: key, HasHash: true}
+	}
+	d.replay = h.bufferBody(r, d, rt)
+	if recording {
+		span.SetAttributes(attribute.String("switchyard.cluster", clusterName))
+	}
+	h.mirror(r, d, rt)
+	ctx = context.WithValue(r.Context(), decisionKey{}, d)
+	if t := rt.Action.Timeout; t > 0 && !isUpgrade(r) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	h.rp.ServeHTTP(sw, r.WithContext(ctx))
+}
+
+func (h *httpHandler) allowLocal(lr *xds.LocalRateLimit) bool {
+	if lr.EnabledPerMillion == 0 || rand.Uint32N(1_000_000) >= lr.EnabledPerMillion {
+		return true
+	}
+	h.bucket.Lock()
+	if h.bucket.cfg != lr {
+		h.bucket.cfg = lr
+		h.bucket.b = tokenbucket.New(lr.MaxTokens, lr.TokensPerFill, lr.FillInterval, h.p.cfg.Now)
+	}
+	b := h.bucket.b
+	h.bucket.Unlock()
+	if b.Allow() {
+		return true
+	}
+	return rand.Uint32N(1_000_000) >= lr.EnforcedPerMillion
+}
+
+// injectFault applies a fault decision; it reports whether the request was aborted.
+func (h *httpHandler) injectFault(w http.ResponseWriter, r *http.Request, fc *fault.Config) bool {
+	dec := fc.Decide(r.Header, nil)
+	if dec.Delay > 0 {
+		h.p.m.faults.WithLabelValues("delay").Inc()
+		t := time.NewTimer(dec.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return true
+		}
+	}
+	if !dec.Abort {
+		return false
+	}
+	h.p.m.faults.WithLabelValues("abort").Inc()
+	if dec.AbortGRPCStatus != 0 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("grpc-status", strconv.Itoa(dec.AbortGRPCStatus))
+		w.Header().Set("grpc-message", "fault injected")
+		w.Header().Set(ReasonHeader, "fault_abort")
+		w.WriteHeader(http.StatusOK)
+		return true
+	}
+	status := dec.AbortStatus
+	if status == 0 {
+		status = http.StatusServiceUnavailable
+	}
+	reply(w, status, "fault_abort", "fault filter abort")
+	return true
+}
+
+// bufferBody keeps small bodies in memory when the route may retry or
+// mirror, reporting whether the request can be replayed.
+func (h *httpHandler) bufferBody(r *http.Request, d *decision, rt *route.Route) bool {
+	needs := len(rt.Action.Mirrors) > 0 || (rt.Action.Retry != nil && rt.Action.Retry.NumRetries > 0)
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 && r.Header.Get("Transfer-Encoding") == "" && r.ProtoMajor == 1 {
+		d.body = nil
+		return true
+	}
+	if !needs || r.ContentLength <= 0 || r.ContentLength > maxReplayBody {
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxReplayBody+1))
+	if err != nil || int64(len(b)) != r.ContentLength {
+		// Short or failed read: forward what arrived, never retry it.
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), r.Body))
+		return false
+	}
+	d.body = b
+	r.Body = http.NoBody
+	return true
+}
+
+// mirror sends a copy of r to each selected mirror cluster in the
+// background; the response is discarded and the caller never waits.
+func (h *httpHandler) mirror(r *http.Request, d *decision, rt *route.Route) {
+	for _, m := range rt.Action.Mirrors {
+		if rand.Uint32N(1_000_000) >= m.PerMillion {
+			continue
+		}
+		mc := h.p.cluster(m.Cluster)
+		if mc == nil {
+			h.p.m.mirrors.WithLabelValues(m.Cluster, "no_cluster").Inc()
+			continue
+		}
+		if !d.replay {
+			h.p.m.mirrors.WithLabelValues(m.Cluster, "skipped_body").Inc()
+			continue
+		}
+		out := r.Clone(context.WithoutCancel(r.Context()))
+		out.Host = shadowHost(r.Host)
+		out.RequestURI = ""
+		stripHopHeaders(out.Header)
+		go h.p.sendMirror(mc, out, d.body)
+	}
+}
+
+func (p *Proxy) sendMirror(c *cluster, req *http.Request, body []byte) {
+	host := c.pick(lb.Request{})
+	if host == nil {
+		p.m.mirrors.WithLabelValues(c.cfg.Name, "no_healthy_upstream").Inc()
+		return
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), 30*time.Second)
+	defer cancel()
+	req = req.WithContext(ctx)
+	req.URL.Scheme, req.URL.Host = c.scheme(), host.Addr
+	req.Body, req.ContentLength = http.NoBody, 0
+	if body != nil {
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+	end := host.Begin()
+	defer end()
+	resp, err := c.transport.RoundTrip(req)
+	if err != nil {
+		p.m.mirrors.WithLabelValues(c.cfg.Name, "failed").Inc()
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	p.m.mirrors.WithLabelValues(c.cfg.Name, "sent").Inc()
+}
+
+// shadowHost is Envoy's mirror host naming: "-shadow" appended to the host.
+func shadowHost(host string) string {
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		return net.JoinHostPort(h+"-shadow", p)
+	}
+	return host + "-shadow"
+}
+
+func (h *httpHandler) rewrite(pr *httputil.ProxyRequest) {
+	d := decisionFrom(pr.In.Context())
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = d.cluster.cfg.Name // replaced per attempt by the forwarder
+	// X-Forwarded-For: append the immediate client to the chain.
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		prior := pr.In.Header.Values("X-Forwarded-For")
+		pr.Out.Header.Set("X-Forwarded-For", strings.Join(append(prior, ip), ", "))
+	}
+	proto := pr.In.Header.Get("X-Forwarded-Proto")
+	if proto == "" || !d.inbound && pr.In.TLS != nil {
+		proto = "http"
+		if pr.In.TLS != nil {
+			proto = "https"
+		}
+	}
+	pr.Out.Header.Set("X-Forwarded-Proto", proto)
+	if host := pr.In.Header.Get("X-Forwarded-Host"); host != "" {
+		pr.Out.Header.Set("X-Forwarded-Host", host)
+	}
+	rt := d.route
+	if rt.Action.PrefixRewrite != "" && rt.Match.Prefix != "" && strings.HasPrefix(pr.Out.URL.Path, rt.Match.Prefix) {
+		pr.Out.URL.Path = rt.Action.PrefixRewrite + strings.TrimPrefix(pr.Out.URL.Path, rt.Match.Prefix)
+		pr.Out.URL.RawPath = ""
+	}
+	rt.RequestHeaders.Apply(pr.Out.Header)
+	otel.GetTextMapPropagator().Inject(pr.In.Context(), propagation.HeaderCarrier(pr.Out.Header))
+	if d.body != nil {
+		pr.Out.ContentLength = int64(len(d.body))
+	}
+}
+
+func (h *httpHandler) modifyResponse(resp *http.Response) error {
+	d := decisionFrom(resp.Request.Context())
+	if d == nil {
+		return nil
+	}
+	d.route.ResponseHeaders.Apply(resp.Header)
+	for k, v := range d.rlHeader {
+		resp.Header[k] = v
+	}
+	return nil
+}
+
+func (h *httpHandler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *proxyError
+	switch {
+	case asProxyError(err, &pe):
+		for k, v := range pe.header {
+			w.Header()[k] = v
+		}
+		reply(w, pe.status, pe.reason, pe.msg)
+	case r.Context().Err() == context.DeadlineExceeded:
+		reply(w, http.StatusGatewayTimeout, "upstream_timeout", "upstream request timeout")
+	case r.Context().Err() == context.Canceled:
+		// The caller went away; nobody reads this.
+		w.WriteHeader(499)
+	default:
+		reply(w, http.StatusBadGateway, "upstream_reset", "upstream connection error: "+err.Error())
+	}
+}
+
+// reply writes a response generated by the sidecar itself.
+func reply(w http.ResponseWriter, status int, reason, msg string) {
+	w.Header().Set(ReasonHeader, reason)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+func peerID(cs *tls.ConnectionState) string {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return ""
+	}
+	id, err := x509svid.IDFromCert(cs.PeerCertificates[0])
+	if err != nil {
+		return ""
+	}
+	return id.String()
+}
+
+func xfcc(id Identity, peer string) string {
+	if id == nil {
+		return "URI=" + peer
+	}
+	return "By=" + id.ID().String() + ";URI=" + peer
+}
+
+func port(a net.Addr) uint32 {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return uint32(t.Port)
+	}
+	return 0
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header, "Connection", "upgrade")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hopHeaders are removed when a request is copied outside ReverseProxy (mirrors).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func stripHopHeaders(h http.Header) {
+	for _, f := range h.Values("Connection") {
+		for _, k := range strings.Split(f, ",") {
+			h.Del(strings.TrimSpace(k))
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	s := hex.EncodeToString(b[:])
+	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+}
+
+// statusWriter records the status for metrics; Unwrap lets
+// http.ResponseController reach Flush and Hijack (streaming, WebSocket).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 || s.status < 200 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() { _ = http.NewResponseController(s.ResponseWriter).Flush() }
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+type bufferPool struct{}
+
+// 16 KiB copy buffers: large enough for streaming bodies, small enough
+// that a burst of concurrent requests does not balloon the RSS.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

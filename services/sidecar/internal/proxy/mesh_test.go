@@ -1,0 +1,281 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/testpki"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xdstest"
+)
+
+const (
+	frontendID = "spiffe://switchyard.local/ns/shop/sa/frontend"
+	billingID  = "spiffe://switchyard.local/ns/shop/sa/billing"
+	usersID    = "spiffe://switchyard.local/ns/shop/sa/users"
+)
+
+func rbacAllow(ids ...string) *hcmv3.HttpFilter {
+	var principals []*rbacv3.Principal
+	for _, id := range ids {
+		principals = append(principals, &rbacv3.Principal{Identifier: &rbacv3.Principal_Authenticated_{Authenticated: &rbacv3.Principal_Authenticated{
+			PrincipalName: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: id}}}}})
+	}
+	r := &rbacfilterv3.RBAC{Rules: &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{
+		"users-callers": {Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_Any{Any: true}}}, Principals: principals}}}}
+	return &hcmv3.HttpFilter{Name: "envoy.filters.http.rbac", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: xdstest.Any(r)}}
+}
+
+func staticCluster(name, addr string, h2 bool) *clusterv3.Cluster {
+	c := xdstest.Cluster(name)
+	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+	c.EdsClusterConfig = nil
+	c.LoadAssignment = xdstest.Endpoints(name, addr)
+	if h2 {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": xdstest.Any(&httpv3.HttpProtocolOptions{
+			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}}})}
+	}
+	return c
+}
+
+// serverSidecar is the "users" sidecar: mTLS inbound with RBAC, to its app.
+func serverSidecar(t testing.TB, ca *testpki.CA, app string, h2 bool, allowed ...string) *sidecar {
+	s := startSidecar(t, ca.Issue(t, "/ns/shop/sa/users"), "inbound")
+	s.set(t, "1", xdstest.Resources{
+		Listeners: []types.Resource{xdstest.HTTPListener("inbound", "0.0.0.0:15006", "inbound", true, rbacAllow(allowed...))},
+		Routes:    []types.Resource{xdstest.Routes("inbound", xdstest.PrefixRoute("/", "inbound|local"))},
+		Clusters:  []types.Resource{staticCluster("inbound|local", app, h2)},
+		Endpoints: []types.Resource{},
+	})
+	return s
+}
+
+// clientSidecar is an app's sidecar whose "users" cluster is mTLS to peer.
+func clientSidecar(t testing.TB, ca *testpki.CA, path, peer string) *sidecar {
+	s := startSidecar(t, ca.Issue(t, path), "outbound")
+	s.set(t, "1", xdstest.Resources{
+		Listeners: []types.Resource{xdstest.HTTPListener("outbound", "127.0.0.1:15001", "outbound", false)},
+		Routes:    []types.Resource{xdstest.Routes("outbound", xdstest.PrefixRoute("/", "users"))},
+		Clusters:  []types.Resource{xdstest.MTLS(xdstest.Cluster("users"), usersID)},
+		Endpoints: []types.Resource{xdstest.Endpoints("users", peer)},
+	})
+	return s
+}
+
+func TestMTLSHopAndRBAC(t *testing.T) {
+	ca := testpki.NewCA(t)
+	app := newBackend(t, "users-app", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "proto=%s xfcc=%s", r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Client-Cert"))
+	})
+	users := serverSidecar(t, ca, app.addr(), false, frontendID)
+	frontend := clientSidecar(t, ca, "/ns/shop/sa/frontend", users.addr("inbound"))
+	billing := clientSidecar(t, ca, "/ns/shop/sa/billing", users.addr("inbound"))
+
+	code, body, _ := get(t, frontend.addr("outbound"), "users", "/users/1")
+	if code != 200 || !strings.Contains(body, "URI="+frontendID) {
+		t.Fatalf("frontend → users: %d %q", code, body)
+	}
+	if r := app.lastRequest(); r.ProtoMajor != 1 {
+		t.Fatalf("local app hop used %s", r.Proto)
+	}
+	code, body, hdr := get(t, billing.addr("outbound"), "users", "/users/1")
+	if code != 403 || hdr.Get("x-switchyard-reason") != "rbac_denied" || !strings.Contains(body, billingID) {
+		t.Fatalf("billing → users: %d %q %v", code, body, hdr)
+	}
+
+	// No SVID: the handshake on the inbound port fails.
+	conn, err := tls.Dial("tcp", users.addr("inbound"), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the point of the test
+	if err == nil {
+		_, err = conn.Write([]byte("GET / HTTP/1.1\r\nHost: users\r\n\r\n"))
+		if err == nil {
+			_, err = bufio.NewReader(conn).ReadString('\n')
+		}
+		conn.Close()
+	}
+	if err == nil {
+		t.Fatal("a client without an SVID completed a request on the inbound port")
+	}
+	// An SVID from another CA is refused too.
+	rogue := testpki.NewCA(t).Issue(t, "/ns/shop/sa/frontend")
+	if c, err := tls.Dial("tcp", users.addr("inbound"), rogue.ClientTLSConfigWith(nil)); err == nil {
+		_, err = c.Write([]byte("GET / HTTP/1.1\r\nHost: users\r\n\r\n"))
+		if err == nil {
+			_, err = bufio.NewReader(c).ReadString('\n')
+		}
+		c.Close()
+		if err == nil {
+			t.Fatal("an SVID from a foreign CA was accepted")
+		}
+	}
+}
+
+func TestGRPCThroughSidecarPair(t *testing.T) {
+	ca := testpki.NewCA(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("users", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+
+	users := serverSidecar(t, ca, ln.Addr().String(), true, frontendID)
+	frontend := clientSidecar(t, ca, "/ns/shop/sa/frontend", users.addr("inbound"))
+	cc, err := grpc.NewClient(frontend.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "users"})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("gRPC through the pair: %v %v", resp, err)
+	}
+	// Streaming RPC too (trailers and flushing end to end).
+	stream, err := healthpb.NewHealthClient(cc).Watch(ctx, &healthpb.HealthCheckRequest{Service: "users"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := stream.Recv(); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watch: %v %v", m, err)
+	}
+	hs.SetServingStatus("users", healthpb.HealthCheckResponse_NOT_SERVING)
+	if m, err := stream.Recv(); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch update: %v %v", m, err)
+	}
+}
+
+func TestWebSocketUpgrade(t *testing.T) {
+	// A minimal upgrade server: 101, then echo lines.
+	echo := newBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want upgrade", 400)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprint(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		for {
+			line, err := rw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			fmt.Fprint(rw, "echo:"+line)
+			rw.Flush()
+		}
+	})
+	s := startSidecar(t, nil, "outbound")
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("ws", nil)}, map[string][]string{"ws": {echo.addr()}}, nil))
+	conn, err := net.Dial("tcp", s.addr("outbound"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	for _, msg := range []string{"hello\n", "again\n"} {
+		fmt.Fprint(conn, msg)
+		got, err := br.ReadString('\n')
+		if err != nil || got != "echo:"+msg {
+			t.Fatalf("got %q %v", got, err)
+		}
+	}
+}
+
+func TestTCPMode(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	s := startSidecar(t, nil, "redis")
+	s.set(t, "1", xdstest.Resources{
+		Listeners: []types.Resource{xdstest.TCPListener("redis", "127.0.0.1:6379", "redis")},
+		Routes:    []types.Resource{},
+		Clusters:  []types.Resource{xdstest.Cluster("redis")},
+		Endpoints: []types.Resource{xdstest.Endpoints("redis", ln.Addr().String())},
+	})
+	c, err := net.Dial("tcp", s.addr("redis"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "PING\r\n")
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || got != "PING\r\n" {
+		t.Fatalf("echo through L4: %q %v", got, err)
+	}
+}
+
+// TestLocalityPrefersSameRegion checks priority spill-over end to end.
+func TestLocalityPrefersSameRegion(t *testing.T) {
+	near, far := newBackend(t, "near", nil), newBackend(t, "far", nil)
+	s := startSidecar(t, nil, "outbound")
+	res := outbound([]*routev3.Route{routeTo("users", nil)}, map[string][]string{"users": {near.addr()}}, nil)
+	cla := xdstest.Endpoints("users", near.addr())
+	farEps := xdstest.Endpoints("users", far.addr()).Endpoints[0]
+	farEps.Priority = 1
+	cla.Endpoints = append(cla.Endpoints, farEps)
+	res.Endpoints = []types.Resource{cla}
+	s.set(t, "1", res)
+	for range 20 {
+		get(t, s.addr("outbound"), "users", "/")
+	}
+	if far.hits.Load() != 0 {
+		t.Fatalf("far got %d while near was healthy", far.hits.Load())
+	}
+	cla2 := xdstest.Endpoints("users", near.addr())
+	cla2.Endpoints[0].LbEndpoints[0].HealthStatus = corev3.HealthStatus_UNHEALTHY
+	cla2.Endpoints = append(cla2.Endpoints, farEps)
+	res.Endpoints = []types.Resource{cla2}
+	s.set(t, "2", res)
+	for range 10 {
+		if _, body, _ := get(t, s.addr("outbound"), "users", "/"); body != "far" {
+			t.Fatalf("spill-over: got %q", body)
+		}
+	}
+}

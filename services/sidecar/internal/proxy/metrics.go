@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the proxy's Prometheus series. Upstream series are labelled
+// by cluster (the destination service or subset); together with the
+// sidecar's own service label they give golden signals per service pair.
+type metrics struct {
+	upstreamRequests  *prometheus.CounterVec   // cluster, code_class
+	upstreamDuration  *prometheus.HistogramVec // cluster
+	upstreamRetries   *prometheus.CounterVec   // cluster
+	upstreamOverflow  *prometheus.CounterVec   // cluster, resource
+	upstreamEjections *prometheus.CounterVec   // cluster, reason
+	upstreamEjected   *prometheus.GaugeVec     // cluster
+	upstreamActive    *prometheus.GaugeVec     // cluster
+	downstream        *prometheus.CounterVec   // listener, code_class
+	downstreamDur     *prometheus.HistogramVec // listener
+	rbacDenied        *prometheus.CounterVec   // listener
+	rateLimited       *prometheus.CounterVec   // listener, kind
+	rateLimitErrors   *prometheus.CounterVec   // listener
+	faults            *prometheus.CounterVec   // kind
+	mirrors           *prometheus.CounterVec   // cluster, result
+	tcpConns          *prometheus.CounterVec   // listener
+	tcpActive         *prometheus.GaugeVec     // listener
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	m := &metrics{
+		upstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_upstream_requests_total",
+			Help: "Requests completed by upstream cluster and status class (2xx..5xx; 'reset' when no response)."}, []string{"cluster", "code_class"}),
+		upstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_sidecar_upstream_request_duration_seconds",
+			Help: "Time from forwarding to upstream response headers, per attempt.", Buckets: buckets}, []string{"cluster"}),
+		upstreamRetries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_upstream_retries_total",
+			Help: "Retry attempts sent upstream."}, []string{"cluster"}),
+		upstreamOverflow: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_upstream_overflow_total",
+			Help: "Requests refused by a circuit breaker or the retry budget, by resource."}, []string{"cluster", "resource"}),
+		upstreamEjections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_upstream_ejections_total",
+			Help: "Outlier-detection ejections by reason."}, []string{"cluster", "reason"}),
+		upstreamEjected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switchyard_sidecar_upstream_ejected_hosts",
+			Help: "Hosts currently ejected by outlier detection."}, []string{"cluster"}),
+		upstreamActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switchyard_sidecar_upstream_active_requests",
+			Help: "Requests in flight to the cluster."}, []string{"cluster"}),
+		downstream: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_downstream_requests_total",
+			Help: "Requests received by listener and status class."}, []string{"listener", "code_class"}),
+		downstreamDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_sidecar_downstream_request_duration_seconds",
+			Help: "Time from request received to response headers sent.", Buckets: buckets}, []string{"listener"}),
+		rbacDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_rbac_denied_total",
+			Help: "Requests or connections refused by RBAC."}, []string{"listener"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_rate_limited_total",
+			Help: "Requests refused by a rate limit (kind local or global)."}, []string{"listener", "kind"}),
+		rateLimitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_rate_limit_errors_total",
+			Help: "Calls to the rate limit service that failed (then failure_mode_deny decides)."}, []string{"listener"}),
+		faults: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_faults_injected_total",
+			Help: "Injected faults by kind (delay, abort)."}, []string{"kind"}),
+		mirrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_mirror_requests_total",
+			Help: "Mirrored requests by result (sent, failed, skipped_body)."}, []string{"cluster", "result"}),
+		tcpConns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_tcp_connections_total",
+			Help: "TCP connections accepted by L4 listeners."}, []string{"listener"}),
+		tcpActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switchyard_sidecar_tcp_active_connections",
+			Help: "Open TCP connections on L4 listeners."}, []string{"listener"}),
+	}
+	m.faults.WithLabelValues("delay")
+	m.faults.WithLabelValues("abort")
+	if reg != nil {
+		reg.MustRegister(m.upstreamRequests, m.upstreamDuration, m.upstreamRetries, m.upstreamOverflow, m.upstreamEjections,
+			m.upstreamEjected, m.upstreamActive, m.downstream, m.downstreamDur, m.rbacDenied, m.rateLimited, m.rateLimitErrors,
+			m.faults, m.mirrors, m.tcpConns, m.tcpActive)
+	}
+	return m
+}
+
+// initCluster creates a cluster's series at zero, so dashboards and alerts
+// see them before the first event (rate() over a missing series is empty).
+func (m *metrics) initCluster(name string) {
+	for _, cc := range []string{"2xx", "4xx", "5xx"} {
+		m.upstreamRequests.WithLabelValues(name, cc)
+	}
+	m.upstreamDuration.WithLabelValues(name)
+	m.upstreamRetries.WithLabelValues(name)
+	for _, r := range []string{"max_connections", "max_pending_requests", "max_requests", "max_retries", "retry_budget"} {
+		m.upstreamOverflow.WithLabelValues(name, r)
+	}
+	for _, r := range []string{"consecutive_5xx", "consecutive_gateway_failure", "success_rate"} {
+		m.upstreamEjections.WithLabelValues(name, r)
+	}
+	m.upstreamEjected.WithLabelValues(name)
+	m.upstreamActive.WithLabelValues(name)
+}
+
+// initListener does the same for a listener's series.
+func (m *metrics) initListener(name string, tcp bool) {
+	if tcp {
+		m.tcpConns.WithLabelValues(name)
+		m.tcpActive.WithLabelValues(name)
+		m.rbacDenied.WithLabelValues(name)
+		return
+	}
+	for _, cc := range []string{"2xx", "4xx", "5xx"} {
+		m.downstream.WithLabelValues(name, cc)
+	}
+	m.downstreamDur.WithLabelValues(name)
+	m.rbacDenied.WithLabelValues(name)
+	m.rateLimited.WithLabelValues(name, "local")
+	m.rateLimited.WithLabelValues(name, "global")
+	m.rateLimitErrors.WithLabelValues(name)
+}
+
+var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func codeClass(status int) string {
+	if status >= 100 && status < 600 {
+		return codeClasses[status/100-1]
+	}
+	if status == 0 {
+		return "reset"
+	}
+	return strconv.Itoa(status)
+}

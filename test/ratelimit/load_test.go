@@ -1,0 +1,171 @@
+package ratelimit_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	commonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// TestLoad measures decisions/s over gRPC with a real Redis: 32 concurrent
+// callers spread over 1,000 descriptor values, the load generator on the
+// same machine, p50/p99 latency, and Redis commands per decision from Redis's
+// own INFO commandstats. It runs only when RATELIMIT_LOAD is set (to a
+// duration per phase, e.g. RATELIMIT_LOAD=10s):
+//
+//	cd test && RATELIMIT_LOAD=10s go test -count=1 -run TestLoad -v ./ratelimit
+func TestLoad(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("RATELIMIT_LOAD"))
+	if err != nil {
+		t.Skip("set RATELIMIT_LOAD=10s to measure")
+	}
+	r := startRedis(t)
+	args := []string{"-redis.addrs", r.addr, "-log.level", "warn"}
+	if extra := os.Getenv("RATELIMIT_FLAGS"); extra != "" {
+		args = append(args, strings.Fields(extra)...)
+	}
+	in := startRatelimit(t, "ratelimit", writeRules(t, rulesYAML), args...)
+	var conns []*grpc.ClientConn
+	for range 4 {
+		conn, err := grpc.NewClient(in.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conns = append(conns, conn)
+	}
+	rc := r.client(t)
+	commands := func() map[string]int64 {
+		out := map[string]int64{}
+		for _, line := range strings.Split(rc.Info(context.Background(), "commandstats").Val(), "\n") {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			out[strings.TrimPrefix(name, "cmdstat_")] = n
+		}
+		return out
+	}
+
+	redisCPU := func() float64 {
+		var total float64
+		for _, line := range strings.Split(rc.Info(context.Background(), "cpu").Val(), "\n") {
+			for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), f); ok {
+					x, _ := strconv.ParseFloat(v, 64)
+					total += x
+				}
+			}
+		}
+		return total
+	}
+	selfCPU := func() float64 {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	// The load generator shares the two cores, so it is kept lean: requests
+	// built once, and the same GC setting as the service.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	const callers, values = 32, 1000
+	reqs := map[string][]*rlsv3.RateLimitRequest{}
+	for _, key := range []string{"bench", "attacker"} {
+		for i := range values {
+			reqs[key] = append(reqs[key], &rlsv3.RateLimitRequest{Domain: "api", Descriptors: []*commonv3.RateLimitDescriptor{desc(key, fmt.Sprint("user-", i))}})
+		}
+	}
+	phase := func(name, key string, wantCode rlsv3.RateLimitResponse_Code) {
+		if out := os.Getenv("RATELIMIT_PPROF"); out != "" && name != "warm-up" {
+			// Profile the service during this phase, for tuning.
+			go func() {
+				body := httpGet(t, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", in.admin, max(int(d.Seconds())-1, 1)))
+				_ = os.WriteFile(out+"."+strings.ReplaceAll(name, " ", "-"), []byte(body), 0o600)
+			}()
+		}
+		before := commands()
+		cpu0, rcpu0, self0 := in.metric(t, "process_cpu_seconds_total"), redisCPU(), selfCPU()
+		var mu sync.Mutex
+		var lat []time.Duration
+		wrong := 0
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := rlsv3.NewRateLimitServiceClient(conns[w%len(conns)])
+				mine := make([]time.Duration, 0, 1<<16)
+				bad := 0
+				for i := w; ctx.Err() == nil; i += callers {
+					req := reqs[key][i%values]
+					t0 := time.Now()
+					resp, err := c.ShouldRateLimit(context.Background(), req)
+					mine = append(mine, time.Since(t0))
+					if err != nil || resp.GetOverallCode() != wantCode {
+						bad++
+					}
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				wrong += bad
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		after := commands()
+		cpu1, rcpu1, self1 := in.metric(t, "process_cpu_seconds_total"), redisCPU(), selfCPU()
+		slices.Sort(lat)
+		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
+		n := float64(len(lat))
+		perDecision := func(cmd string) float64 { return float64(after[cmd]-before[cmd]) / n }
+		var all int64
+		for k, v := range after {
+			if k != "info" {
+				all += v - before[k]
+			}
+		}
+		t.Logf("%s: %d decisions in %s = %.0f decisions/s; p50 %s, p99 %s, max %s; wrong answers %d",
+			name, len(lat), elapsed.Round(time.Millisecond), n/elapsed.Seconds(), pct(0.50), pct(0.99), lat[len(lat)-1], wrong)
+		t.Logf("%s: Redis commands per decision from INFO commandstats: evalsha %.3f, eval %.3f, all client commands %.3f (inside the script: mget %.3f, set %.3f)",
+			name, perDecision("evalsha"), perDecision("eval"), perDecision("evalsha")+perDecision("eval")+perDecision("ping"), perDecision("mget"), perDecision("set"))
+		t.Logf("%s: CPU per decision: ratelimit %.1fµs, redis-server %.1fµs, load generator %.1fµs",
+			name, (cpu1-cpu0)/n*1e6, (rcpu1-rcpu0)/n*1e6, (self1-self0)/n*1e6)
+		t.Logf("%s: fail-open decisions so far %v, backend errors: timeout %v error %v", name,
+			in.metric(t, "switchyard_ratelimit_fail_open_total"),
+			in.metric(t, `switchyard_ratelimit_backend_errors_total{reason="timeout"}`),
+			in.metric(t, `switchyard_ratelimit_backend_errors_total{reason="error"}`))
+		_ = all
+	}
+
+	phase("warm-up", "bench", rlsv3.RateLimitResponse_OK)
+	phase("under limit", "bench", rlsv3.RateLimitResponse_OK)
+	// Every attacker value gets its single hourly hit, then one refusal
+	// from Redis that puts it in the known-over cache.
+	for i := range 1000 {
+		for range 2 {
+			ask(t, in.rls, "attacker", fmt.Sprint("user-", i))
+		}
+	}
+	phase("known over limit", "attacker", rlsv3.RateLimitResponse_OVER_LIMIT)
+	for _, line := range strings.Split(in.proc.Log(), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Logf("ratelimit log: %s", line)
+		}
+	}
+}

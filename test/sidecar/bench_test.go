@@ -1,0 +1,350 @@
+package sidecar_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard-mesh/switchyard/test/harness"
+)
+
+// TestBenchmarkSidecarPair measures what a client+server sidecar pair with
+// mTLS adds to a request, side by side in one run with the same backend
+// called directly and through an nginx mTLS pair (the C reference), at a
+// constant 1,000 rps of 1 KB responses; then CPU and RSS per sidecar and
+// the maximum throughput through one pair. Set SWITCHYARD_BENCH=1 to run
+// (about two minutes); SWITCHYARD_BENCH_SECONDS changes the measuring time.
+func TestBenchmarkSidecarPair(t *testing.T) {
+	if os.Getenv("SWITCHYARD_BENCH") == "" {
+		t.Skip("set SWITCHYARD_BENCH=1 to measure")
+	}
+	secs := 15
+	if s, err := strconv.Atoi(os.Getenv("SWITCHYARD_BENCH_SECONDS")); err == nil && s > 0 {
+		secs = s
+	}
+	m := startMesh(t)
+	payload := strings.Repeat("x", 1024)
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, payload)
+	})}
+	go func() { _ = app.Serve(appLn) }()
+	t.Cleanup(func() { app.Close() })
+	appPort := appLn.Addr().(*net.TCPAddr).Port
+
+	server := m.startSidecar(t, "users", "users-bench", appPort)
+	clientSide := m.startSidecar(t, "frontend", "frontend-bench", 0)
+	harness.Poll(t, 30*time.Second, func() error {
+		if n := hosts(t, clientSide.admin, "users"); n != 1 {
+			return fmt.Errorf("users endpoints %d", n)
+		}
+		return nil
+	})
+	nginxAddr, nginxPIDs := startNginxPair(t, appPort)
+
+	type target struct{ name, url, host string }
+	targets := []target{
+		{"direct", "http://" + appLn.Addr().String() + "/", "users"},
+		{"sidecar pair (mTLS)", "http://" + clientSide.outbound + "/", "users"},
+	}
+	if nginxAddr != "" {
+		targets = append(targets, target{"nginx pair (mTLS)", "http://" + nginxAddr + "/", "users"})
+	}
+	const rps = 1000
+	var report strings.Builder
+	fmt.Fprintf(&report, "constant %d rps, 1 KB responses, %ds per target, load generator on the same host\n", rps, secs)
+	fmt.Fprintf(&report, "%-22s %9s %9s %9s %9s %7s\n", "target", "p50", "p90", "p99", "p99.9", "errors")
+	var p50Direct, p99Direct time.Duration
+	for _, tg := range targets {
+		constantLoad(tg.url, tg.host, rps, 2*time.Second) // warm up pools and TLS sessions
+		pids := [2]int{clientSide.proc.PID(), server.proc.PID()}
+		if strings.HasPrefix(tg.name, "nginx") {
+			pids = nginxPIDs
+		}
+		if dir := os.Getenv("SWITCHYARD_BENCH_PPROF"); dir != "" && strings.HasPrefix(tg.name, "sidecar") {
+			// CPU profiles of both sidecars during the measured run.
+			for name, admin := range map[string]string{"client": clientSide.admin, "server": server.admin} {
+				go func() {
+					resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs-2))
+					if err != nil {
+						return
+					}
+					defer resp.Body.Close()
+					b, _ := io.ReadAll(resp.Body)
+					_ = os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644)
+				}()
+			}
+		}
+		cpu0 := [2]float64{treeCPUSeconds(t, pids[0]), treeCPUSeconds(t, pids[1])}
+		lat, errs := constantLoad(tg.url, tg.host, rps, time.Duration(secs)*time.Second)
+		cpu1 := [2]float64{treeCPUSeconds(t, pids[0]), treeCPUSeconds(t, pids[1])}
+		p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+		line := fmt.Sprintf("%-22s %9s %9s %9s %9s %7d", tg.name, ms(p(0.5)), ms(p(0.9)), ms(p(0.99)), ms(p(0.999)), errs)
+		if tg.name == "direct" {
+			p50Direct, p99Direct = p(0.5), p(0.99)
+		} else {
+			line += fmt.Sprintf("   added: p50 +%s, p99 +%s", ms(p(0.5)-p50Direct), ms(p(0.99)-p99Direct))
+		}
+		fmt.Fprintln(&report, line)
+		if tg.name != "direct" {
+			d := float64(secs)
+			fmt.Fprintf(&report, "  CPU per 1,000 rps: client side %.3f vCPU, server side %.3f vCPU\n",
+				(cpu1[0]-cpu0[0])/d*1000/rps, (cpu1[1]-cpu0[1])/d*1000/rps)
+		}
+		if strings.HasPrefix(tg.name, "sidecar") {
+			fmt.Fprintf(&report, "  RSS after the run: client sidecar %s, server sidecar %s\n", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
+		}
+	}
+	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
+	for _, tg := range targets {
+		fmt.Fprintf(&report, "  %-22s %8.0f rps\n", tg.name, closedLoop(tg.url, tg.host, 32, 5*time.Second))
+	}
+	t.Log("\n" + report.String())
+	if out := os.Getenv("SWITCHYARD_BENCH_OUT"); out != "" {
+		_ = os.WriteFile(out, []byte(report.String()), 0o644)
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }
+
+var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, DisableCompression: true}, Timeout: 10 * time.Second}
+
+// constantLoad is an open-loop generator: request i is due at start+i/rps
+// and its latency counts from that due time (no coordinated omission).
+func constantLoad(target, host string, rps int, d time.Duration) ([]time.Duration, int) {
+	n := int(d.Seconds() * float64(rps))
+	lat := make([]time.Duration, n)
+	var errs atomic.Int64
+	var mu sync.Mutex
+	kinds := map[string]int{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		due := start.Add(time.Duration(i) * time.Second / time.Duration(rps))
+		time.Sleep(time.Until(due))
+		wg.Go(func() {
+			req, _ := http.NewRequest("GET", target, nil)
+			req.Host = host
+			resp, err := benchClient.Do(req)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d %s", resp.StatusCode, resp.Header.Get("x-switchyard-reason"))
+				}
+			}
+			if err != nil {
+				errs.Add(1)
+				mu.Lock()
+				kinds[err.Error()]++
+				mu.Unlock()
+			}
+			lat[i] = time.Since(due)
+		})
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	if len(kinds) > 0 {
+		fmt.Fprintf(os.Stderr, "errors against %s: %v\n", target, kinds)
+	}
+	return lat, int(errs.Load())
+}
+
+func closedLoop(target, host string, workers int, d time.Duration) float64 {
+	var done atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				req, _ := http.NewRequest("GET", target, nil)
+				req.Host = host
+				resp, err := benchClient.Do(req)
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					done.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(done.Load()) / d.Seconds()
+}
+
+// treeCPUSeconds is the user+system CPU time of pid and its direct
+// children (nginx workers) from /proc.
+func treeCPUSeconds(t *testing.T, pid int) float64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		ppid, _ := strconv.Atoi(f[1])
+		if p != pid && ppid != pid {
+			continue
+		}
+		utime, _ := strconv.ParseFloat(f[11], 64)
+		stime, _ := strconv.ParseFloat(f[12], 64)
+		total += (utime + stime) / 100 // USER_HZ
+	}
+	return total
+}
+
+func rss(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			kb, _ := strconv.Atoi(strings.Fields(l)[1])
+			return fmt.Sprintf("%.1f MB", float64(kb)/1024)
+		}
+	}
+	return "?"
+}
+
+// startNginxPair runs two nginx processes doing the same hop as the sidecar
+// pair: plain HTTP in, mTLS (TLS 1.3, client certificate verified against a
+// CA) between them, keep-alive pools both sides. It returns the client
+// side's address and the client and server masters' PIDs, or "" when
+// nginx is not installed.
+func startNginxPair(t *testing.T, appPort int) (string, [2]int) {
+	var pids [2]int
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Log("nginx not installed (apt-get install -y nginx): skipping the reference pair")
+		return "", pids
+	}
+	dir := t.TempDir()
+	writePKI(t, dir)
+	clientAddr, serverAddr := harness.FreeAddr(t), harness.FreeAddr(t)
+	common := func(name string) string {
+		return fmt.Sprintf(`worker_processes auto;
+pid %[1]s/%[2]s.pid;
+error_log %[1]s/%[2]s-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/%[2]s-body; proxy_temp_path %[1]s/%[2]s-proxy;
+  fastcgi_temp_path %[1]s/%[2]s-fcgi; uwsgi_temp_path %[1]s/%[2]s-uwsgi; scgi_temp_path %[1]s/%[2]s-scgi;
+`, dir, name)
+	}
+	serverConf := common("server") + fmt.Sprintf(`  upstream app { server 127.0.0.1:%d; keepalive 256; }
+  server {
+    listen %s ssl;
+    ssl_protocols TLSv1.3;
+    ssl_certificate %[3]s/server.pem; ssl_certificate_key %[3]s/server.key;
+    ssl_client_certificate %[3]s/ca.pem; ssl_verify_client on;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`, appPort, serverAddr, dir)
+	clientConf := common("client") + fmt.Sprintf(`  upstream mesh { server %s; keepalive 256; }
+  server {
+    listen %s;
+    location / {
+      proxy_pass https://mesh; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_ssl_protocols TLSv1.3; proxy_ssl_session_reuse on;
+      proxy_ssl_certificate %[3]s/client.pem; proxy_ssl_certificate_key %[3]s/client.key;
+      proxy_ssl_trusted_certificate %[3]s/ca.pem; proxy_ssl_verify on; proxy_ssl_name users;
+    }
+  }
+}
+`, serverAddr, clientAddr, dir)
+	for i, name := range []string{"client", "server"} {
+		conf := map[string]string{"server": serverConf, "client": clientConf}[name]
+		path := filepath.Join(dir, name+".conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", filepath.Join(dir, name+"-stderr.log"), "-g", "daemon off;")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pids[i] = cmd.Process.Pid
+		// SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+		t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	}
+	harness.Poll(t, 10*time.Second, func() error {
+		req, _ := http.NewRequest("GET", "http://"+clientAddr+"/", nil)
+		req.Host = "users"
+		resp, err := benchClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := os.ReadFile(filepath.Join(dir, "client-error.log"))
+			return fmt.Errorf("nginx pair: %s %s", resp.Status, b)
+		}
+		return nil
+	})
+	return clientAddr, pids
+}
+
+// writePKI writes a CA and SPIFFE-style server/client certificates as PEM.
+func writePKI(t *testing.T, dir string) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench ca"}, IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	caCert, _ := x509.ParseCertificate(caDER)
+	write := func(name string, der []byte, typ string) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ca.pem", caDER, "CERTIFICATE")
+	for i, name := range []string{"server", "client"} {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		u, _ := url.Parse(workloadID(map[string]string{"server": "users", "client": "frontend"}[name]))
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: name}, DNSNames: []string{"users"}, URIs: []*url.URL{u},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
+		write(name+".pem", der, "CERTIFICATE")
+		kb, _ := x509.MarshalECPrivateKey(key)
+		write(name+".key", kb, "EC PRIVATE KEY")
+	}
+}

@@ -1,0 +1,236 @@
+package sidecar_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+
+	"github.com/switchyard-mesh/switchyard/test/harness"
+)
+
+// hosts reads a cluster's endpoints from a sidecar's /clusters.
+func hosts(t *testing.T, admin, cluster string) int {
+	resp, err := http.Get("http://" + admin + "/clusters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Clusters []struct {
+			Name  string `json:"name"`
+			Hosts []struct {
+				Healthy bool `json:"healthy"`
+			} `json:"hosts"`
+		} `json:"clusters"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range out.Clusters {
+		if c.Name == cluster {
+			n := 0
+			for _, h := range c.Hosts {
+				if h.Healthy {
+					n++
+				}
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+func TestSidecarMesh(t *testing.T) {
+	m := startMesh(t)
+	var users []*sidecarProc
+	socket := filepath.Join(m.dir, "workload.sock")
+	for i := 1; i <= 3; i++ {
+		extra := []string{"-registration.tags", "v1"}
+		if i == 3 {
+			extra = []string{"-registration.tags", "v2"}
+		}
+		if i == 1 {
+			extra = append(extra, "-workload_api_socket", socket)
+		}
+		users = append(users, m.startSidecar(t, "users", fmt.Sprintf("users-%d", i), startApp(t, fmt.Sprintf("users-%d", i)), extra...))
+	}
+	frontend := m.startSidecar(t, "frontend", "frontend-1", 0)
+	billing := m.startSidecar(t, "billing", "billing-1", 0)
+
+	harness.Poll(t, 30*time.Second, func() error {
+		if n := hosts(t, frontend.admin, "users"); n != 3 {
+			return fmt.Errorf("frontend sees %d healthy users endpoints, want 3 (registered by their sidecars)", n)
+		}
+		return nil
+	})
+
+	t.Run("9 requests over 3 replicas land 3-3-3 over mTLS", func(t *testing.T) {
+		seen := map[string]int{}
+		for range 9 {
+			code, body, _, err := call(frontend.outbound, "users", "/users/1")
+			if err != nil || code != 200 {
+				t.Fatalf("frontend → users: %d %q %v", code, body, err)
+			}
+			name, caller, _ := strings.Cut(body, " ")
+			seen[name]++
+			if !strings.Contains(caller, "URI="+workloadID("frontend")) {
+				t.Fatalf("app saw caller %q, want the frontend's SPIFFE ID", caller)
+			}
+		}
+		if seen["users-1"] != 3 || seen["users-2"] != 3 || seen["users-3"] != 3 {
+			t.Fatalf("9 requests landed %v, want 3-3-3", seen)
+		}
+	})
+
+	t.Run("AuthorizationPolicy denying billing: 403 for billing, frontend passes", func(t *testing.T) {
+		m.apply(t, `kind: AuthorizationPolicy
+name: no-billing-to-users
+spec:
+  service: users
+  action: deny
+  rules:
+    - from: [`+workloadID("billing")+`]
+`)
+		harness.Poll(t, 20*time.Second, func() error {
+			code, body, hdr, err := call(billing.outbound, "users", "/users/1")
+			if err != nil {
+				return err
+			}
+			if code != 403 {
+				return fmt.Errorf("billing → users: %d %q", code, body)
+			}
+			if hdr.Get("x-switchyard-reason") != "rbac_denied" || !strings.Contains(body, workloadID("billing")) {
+				return fmt.Errorf("403 without a clear reason: %v %q", hdr, body)
+			}
+			return nil
+		})
+		if code, body, _, err := call(frontend.outbound, "users", "/users/1"); err != nil || code != 200 {
+			t.Fatalf("frontend → users after the policy: %d %q %v", code, body, err)
+		}
+	})
+
+	t.Run("no SVID: no handshake on the inbound port", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", users[0].inbound, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the point
+		if err == nil {
+			fmt.Fprint(conn, "GET / HTTP/1.1\r\nHost: users\r\n\r\n")
+			_, err = bufio.NewReader(conn).ReadString('\n')
+			conn.Close()
+		}
+		if err == nil {
+			t.Fatal("a client without an SVID got an answer from the inbound listener")
+		}
+	})
+
+	t.Run("the app gets its SVID from the Workload API socket", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		svid, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr("unix://"+socket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svid.ID.String() != workloadID("users") {
+			t.Fatalf("Workload API served %s, want %s", svid.ID, workloadID("users"))
+		}
+	})
+
+	t.Run("HTTPRoute 90/10 split over 2,000 requests within the binomial 99.9% interval", func(t *testing.T) {
+		m.apply(t, `kind: HTTPRoute
+name: users-canary
+spec:
+  service: users
+  rules:
+    - name: split
+      matches: [{path: {prefix: /}}]
+      backends:
+        - {service: users, tag: v1, weight: 90}
+        - {service: users, tag: v2, weight: 10}
+`)
+		harness.Poll(t, 20*time.Second, func() error {
+			if n := hosts(t, frontend.admin, "users~v2"); n != 1 {
+				return fmt.Errorf("users~v2 has %d endpoints", n)
+			}
+			return nil
+		})
+		time.Sleep(500 * time.Millisecond) // the route update follows the new clusters
+		const n = 2000
+		v2 := 0
+		for range n {
+			code, body, _, err := call(frontend.outbound, "users", "/")
+			if err != nil || code != 200 {
+				t.Fatalf("%d %q %v", code, body, err)
+			}
+			if strings.HasPrefix(body, "users-3 ") {
+				v2++
+			}
+		}
+		mean, sd := n*0.1, math.Sqrt(n*0.1*0.9)
+		if lo, hi := mean-3.29*sd, mean+3.29*sd; float64(v2) < lo || float64(v2) > hi {
+			t.Fatalf("v2 got %d of %d, want within [%.0f, %.0f]", v2, n, lo, hi)
+		}
+	})
+
+	t.Run("a replica killed mid-load is ejected", func(t *testing.T) {
+		m.apply(t, `kind: ServiceDefaults
+name: users
+spec:
+  retries: {attempts: 2, retry_on: [connect-failure]}
+  outlier_detection: {consecutive_gateway_failure: 2, interval: 1s, base_ejection_time: 30s, max_ejection_percent: 50}
+`)
+		time.Sleep(time.Second) // the new cluster settings reach the frontend sidecar
+		failures, last := 0, -1
+		for i := range 100 {
+			if i == 10 {
+				users[1].proc.Kill() // users-2 (v1) dies; its registry entry lingers until the TTL
+			}
+			code, _, _, err := call(frontend.outbound, "users", "/")
+			if err != nil || code != 200 {
+				failures++
+				last = i
+			}
+		}
+		if failures > 3 || last > 20 {
+			t.Fatalf("%d failures, the last at request %d: the dead replica was not ejected quickly", failures, last)
+		}
+		resp, err := http.Get("http://" + frontend.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if !regexp.MustCompile(`switchyard_sidecar_upstream_ejections_total\{cluster="users~v1",reason="consecutive_gateway_failure",service="frontend"\} [1-9]`).Match(b) {
+			t.Fatalf("no consecutive_gateway_failure ejection counted for users~v1:\n%s", grepLines(string(b), "ejections_total"))
+		}
+	})
+
+	t.Run("control plane killed: traffic keeps flowing", func(t *testing.T) {
+		m.cp.Kill()
+		time.Sleep(300 * time.Millisecond)
+		for range 30 {
+			if code, body, _, err := call(frontend.outbound, "users", "/"); err != nil || code != 200 {
+				t.Fatalf("after killing the control plane: %d %q %v", code, body, err)
+			}
+		}
+	})
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
