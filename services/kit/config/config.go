@@ -17,7 +17,6 @@ import (
 	"reflect"
 	"strings"
 	"time"
-
 )
 
 // EnvPrefix starts every environment variable the loader reads.

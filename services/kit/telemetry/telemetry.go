@@ -16,11 +16,11 @@ import (
 	"os"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 )
 
 // Setup installs the global tracer provider and propagator for a binary
@@ -36,16 +36,17 @@ func Setup(ctx context.Context, service string, log *slog.Logger) (shutdown func
 	if err != nil {
 		return nil, fmt.Errorf("create OTLP trace exporter: %w", err)
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service)))
+	// One resource.New call, env last so OTEL_SERVICE_NAME and
+	// OTEL_RESOURCE_ATTRIBUTES win. Merging resource.Default() with a
+	// resource built from a different semconv version fails on conflicting
+	// schema URLs, so the service name is set without a schema of its own.
+	res, err := resource.New(ctx,
+		resource.WithTelemetrySDK(),
+		resource.WithAttributes(attribute.String("service.name", service)),
+		resource.WithFromEnv(),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("build trace resource: %w", err)
-	}
-	// resource.Default reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES;
-	// merged second, the explicit name would win, so apply the env again.
-	if envRes, err := resource.New(ctx, resource.WithFromEnv()); err == nil {
-		if merged, mergeErr := resource.Merge(res, envRes); mergeErr == nil {
-			res = merged
-		}
 	}
 	provider := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
 	otel.SetTracerProvider(provider)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -82,4 +83,19 @@ func TestSetupWithoutEndpointIsNoop(t *testing.T) {
 	if err := shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// With an endpoint configured, Setup must build the exporter and resource;
+// a schema-URL conflict in the resource once made every binary exit here.
+func TestSetupWithEndpointStartsExporter(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+	t.Setenv("OTEL_SERVICE_NAME", "renamed")
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+	shutdown, err := telemetry.Setup(context.Background(), "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("Setup with OTEL_EXPORTER_OTLP_ENDPOINT set: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = shutdown(ctx) // nothing listens on 4317; only the set-up is under test
 }

@@ -77,6 +77,9 @@ func validateRoute(r *routev3.Route) (route.Route, error) {
 		if sum == 0 {
 			return rt, errors.New("route.weighted_clusters: weights must add up to more than 0")
 		}
+		// total_weight is deprecated upstream but still sent by older control
+		// planes; honour it as a consistency check rather than ignore it.
+		//lint:ignore SA1019 validated, not ignored, see above
 		if tw := ra.GetWeightedClusters().GetTotalWeight(); tw != nil && tw.GetValue() != sum {
 			return rt, fmt.Errorf("route.weighted_clusters.total_weight: %d, but the weights add up to %d", tw.GetValue(), sum)
 		}

@@ -101,8 +101,8 @@ func TestValidateClusterRejects(t *testing.T) {
 		}, "circuit_breakers.thresholds[0].priority"},
 		{"no name", func(c *clusterv3.Cluster) { c.Name = "" }, "field name"},
 		{"non-ads eds", func(c *clusterv3.Cluster) {
-			c.EdsClusterConfig.EdsConfig = &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Path{Path: "/x"}}
-		}, "eds_cluster_config.eds_config.path is not supported"},
+			c.EdsClusterConfig.EdsConfig = &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_PathConfigSource{PathConfigSource: &corev3.PathConfigSource{Path: "/x"}}}
+		}, "eds_cluster_config.eds_config.path_config_source is not supported"},
 		{"unknown transport socket", func(c *clusterv3.Cluster) {
 			c.TransportSocket = &corev3.TransportSocket{Name: "raw", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, &routerv3.Router{})}}
 		}, "transport_socket"},
