@@ -33,7 +33,8 @@ proto: ## regenerate Go code from proto/ with buf
 proto-check: proto ## fail if the committed generated code is stale
 	@git diff --exit-code --stat -- proto/ || { echo "generated code in proto/ is stale: run make proto and commit"; exit 1; }
 
-lint: ## go vet + staticcheck on every module
+lint: ## gofmt, go vet and staticcheck on every module
+	@unformatted=$$(gofmt -l services test); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	@for m in $(MODULES); do echo "== lint $$m"; (cd $$m && $(GO) vet ./... && staticcheck ./...) || exit 1; done
 
 unit: ## unit and integration tests of every module, with the race detector
