@@ -38,7 +38,8 @@ lint: ## gofmt, go vet and staticcheck on every module
 	@for m in $(MODULES); do echo "== lint $$m"; (cd $$m && $(GO) vet ./... && staticcheck ./...) || exit 1; done
 
 unit: ## unit and integration tests of every module, with the race detector
-	@for m in $(filter-out test,$(MODULES)); do echo "== test $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 10m ./...) || exit 1; done
+	@failed=""; for m in $(filter-out test,$(MODULES)); do echo "== test $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 10m ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 e2e: build ## end-to-end tests that start the real binaries
 	cd test && SWITCHYARD_BIN=$(BIN) $(GO) test -count=1 -timeout 20m ./...
