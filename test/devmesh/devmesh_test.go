@@ -73,95 +73,11 @@ func TestDevMesh(t *testing.T) {
 		t.Skip("starts the whole mesh (14 processes)")
 	}
 	start := time.Now()
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p plan
-	data, err := os.ReadFile(filepath.Join(root, "deploy", "dev", "mesh.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, &p); err != nil {
-		t.Fatalf("deploy/dev/mesh.yaml: %v", err)
-	}
-	if filepath.IsAbs(p.StateDir) {
-		t.Fatalf("state_dir %q is absolute; it must be relative so the test can move it", p.StateDir)
-	}
-
-	// The plan's ports are fixed (make dev prints them); refuse to run over
-	// a mesh that is already up rather than test it.
-	for _, proc := range p.Processes {
-		if u, err := url.Parse(proc.Ready); err == nil && u.Host != "" {
-			if c, err := net.DialTimeout("tcp", u.Host, 200*time.Millisecond); err == nil {
-				c.Close()
-				t.Fatalf("%s (%s's ready port) is in use: stop `make dev` (or whatever listens there) before this test", u.Host, proc.Name)
-			}
-		}
-	}
-
-	// The plan's paths are relative to the working directory. Run it from a
-	// temporary directory that sees the repository's services/ and deploy/
-	// (config the plan reads) but keeps its own state dir, so the test starts
-	// from scratch and leaves nothing behind.
-	work := t.TempDir()
-	for _, dir := range []string{"services", "deploy"} {
-		if err := os.Symlink(filepath.Join(root, dir), filepath.Join(work, dir)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	binDir := filepath.Join(work, "bin")
-	if err := os.Mkdir(binDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bool{"meshctl": true}
-	for _, proc := range p.Processes {
-		want[proc.Binary] = true
-	}
-	for name := range want {
-		path, err := filepath.Abs(harness.Binary(t, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(path, filepath.Join(binDir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := loadPlan(t)
+	work, binDir := prepare(t, p)
 	t.Logf("binaries ready after %s", time.Since(start).Round(time.Millisecond))
-
-	last := p.Processes[len(p.Processes)-1]
 	up := time.Now()
-	dev := harness.Start(t, harness.Process{
-		Name:         "meshctl-dev",
-		Binary:       filepath.Join(binDir, "meshctl"),
-		Args:         []string{"dev", "-f", "deploy/dev/mesh.yaml", "-bin", binDir},
-		Dir:          work,
-		ReadyURL:     last.Ready,
-		ReadyTimeout: 60 * time.Second,
-		StopGrace:    20 * time.Second,
-	})
-	// Every process the runner started, found now so that the end of the
-	// test can check each is gone. A safety net kills what a failed test
-	// leaves behind (each child leads its own process group).
-	var children []proc
-	harness.Poll(t, 10*time.Second, func() error {
-		if !strings.Contains(dev.Log(), "press Ctrl-C") {
-			return errors.New("runner has not printed its links yet")
-		}
-		var err error
-		children, err = childrenOf(dev.PID())
-		return err
-	})
-	t.Cleanup(func() {
-		for _, c := range children {
-			if c.alive() {
-				_ = syscall.Kill(-c.pid, syscall.SIGKILL)
-			}
-		}
-	})
-	if len(children) != len(p.Processes) {
-		t.Fatalf("runner has %d child processes, want %d (one per plan entry): %v", len(children), len(p.Processes), children)
-	}
+	dev, children := startPlan(t, work, binDir, "deploy/dev/mesh.yaml", p)
 	t.Logf("all %d processes ready after %s", len(children), time.Since(up).Round(time.Millisecond))
 
 	// The state is in the temporary directory, not the repository's.
@@ -238,28 +154,7 @@ func TestDevMesh(t *testing.T) {
 
 	// Ctrl-C: the runner stops every process and exits 0.
 	down := time.Now()
-	if err := dev.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-dev.Exited():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("meshctl dev still running 30s after SIGINT")
-	}
-	if code := dev.ExitCode(); code != 0 {
-		t.Errorf("meshctl dev exited %d after SIGINT, want 0", code)
-	}
-	if want := fmt.Sprintf("stopped %d processes", len(p.Processes)); !strings.Contains(dev.Log(), want) {
-		t.Errorf("runner output lacks %q", want)
-	}
-	for _, c := range children {
-		if c.alive() {
-			t.Errorf("%s (pid %d) still running after meshctl dev exited", c.name, c.pid)
-		}
-	}
-	if left := inGroups(children); len(left) > 0 {
-		t.Errorf("processes left in the runner's children's process groups: %v", left)
-	}
+	stopPlan(t, dev, children)
 	t.Logf("stopped in %s; whole test %s", time.Since(down).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
@@ -452,4 +347,139 @@ func inGroups(children []proc) []string {
 		}
 	}
 	return left
+}
+
+// loadPlan reads deploy/dev/mesh.yaml.
+func loadPlan(t *testing.T) plan {
+	t.Helper()
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p plan
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "dev", "mesh.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &p); err != nil {
+		t.Fatalf("deploy/dev/mesh.yaml: %v", err)
+	}
+	if filepath.IsAbs(p.StateDir) {
+		t.Fatalf("state_dir %q is absolute; it must be relative so the test can move it", p.StateDir)
+	}
+	return p
+}
+
+// prepare checks the plan's ports are free and makes a working directory
+// for the runner and a bin directory holding the plan's binaries.
+func prepare(t *testing.T, p plan) (work, binDir string) {
+	t.Helper()
+	// The plan's ports are fixed (make dev prints them); refuse to run over
+	// a mesh that is already up rather than test it.
+	for _, proc := range p.Processes {
+		if u, err := url.Parse(proc.Ready); err == nil && u.Host != "" {
+			if c, err := net.DialTimeout("tcp", u.Host, 200*time.Millisecond); err == nil {
+				c.Close()
+				t.Fatalf("%s (%s's ready port) is in use: stop `make dev` (or whatever listens there) before this test", u.Host, proc.Name)
+			}
+		}
+	}
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The plan's paths are relative to the working directory. Run it from a
+	// temporary directory that sees the repository's services/ and deploy/
+	// (config the plan reads) but keeps its own state dir, so the test starts
+	// from scratch and leaves nothing behind.
+	work = t.TempDir()
+	for _, dir := range []string{"services", "deploy"} {
+		if err := os.Symlink(filepath.Join(root, dir), filepath.Join(work, dir)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	binDir = filepath.Join(work, "bin")
+	if err := os.Mkdir(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"meshctl": true}
+	for _, proc := range p.Processes {
+		want[proc.Binary] = true
+	}
+	for name := range want {
+		path, err := filepath.Abs(harness.Binary(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(path, filepath.Join(binDir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return work, binDir
+}
+
+// startPlan runs `meshctl dev -f planFile` in work and returns once the
+// runner reports every process ready, with the processes it started.
+func startPlan(t *testing.T, work, binDir, planFile string, p plan) (*harness.Proc, []proc) {
+	t.Helper()
+	dev := harness.Start(t, harness.Process{
+		Name:         "meshctl-dev",
+		Binary:       filepath.Join(binDir, "meshctl"),
+		Args:         []string{"dev", "-f", planFile, "-bin", binDir},
+		Dir:          work,
+		ReadyURL:     p.Processes[len(p.Processes)-1].Ready,
+		ReadyTimeout: 60 * time.Second,
+		StopGrace:    20 * time.Second,
+	})
+	// Every process the runner started, found now so that the end of the
+	// test can check each is gone. A safety net kills what a failed test
+	// leaves behind (each child leads its own process group).
+	var children []proc
+	harness.Poll(t, 10*time.Second, func() error {
+		if !strings.Contains(dev.Log(), "press Ctrl-C") {
+			return errors.New("runner has not printed its links yet")
+		}
+		var err error
+		children, err = childrenOf(dev.PID())
+		return err
+	})
+	t.Cleanup(func() {
+		for _, c := range children {
+			if c.alive() {
+				_ = syscall.Kill(-c.pid, syscall.SIGKILL)
+			}
+		}
+	})
+	if len(children) != len(p.Processes) {
+		t.Fatalf("runner has %d child processes, want %d (one per plan entry): %v", len(children), len(p.Processes), children)
+	}
+	return dev, children
+}
+
+// stopPlan interrupts the runner as Ctrl-C does and checks it exits 0
+// having stopped every process it started.
+func stopPlan(t *testing.T, dev *harness.Proc, children []proc) {
+	t.Helper()
+	if err := dev.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dev.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("meshctl dev still running 30s after SIGINT")
+	}
+	if code := dev.ExitCode(); code != 0 {
+		t.Errorf("meshctl dev exited %d after SIGINT, want 0", code)
+	}
+	if want := fmt.Sprintf("stopped %d processes", len(children)); !strings.Contains(dev.Log(), want) {
+		t.Errorf("runner output lacks %q", want)
+	}
+	for _, c := range children {
+		if c.alive() {
+			t.Errorf("%s (pid %d) still running after meshctl dev exited", c.name, c.pid)
+		}
+	}
+	if left := inGroups(children); len(left) > 0 {
+		t.Errorf("processes left in the runner's children's process groups: %v", left)
+	}
 }
