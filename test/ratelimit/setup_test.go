@@ -63,7 +63,7 @@ type redisServer struct {
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
+		t.Fatal("redis-server is not installed: apt-get install redis-server (.ci/run does)")
 	}
 	addr := harness.FreeAddr(t)
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
