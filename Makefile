@@ -6,8 +6,10 @@ BIN := $(CURDIR)/bin
 SERVICES := ca registry controlplane sidecar ratelimit meshctl shop
 MODULES := proto services/kit $(addprefix services/,$(SERVICES)) test
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
+# docker compose v2 where installed, else the standalone docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: help build test unit e2e lint proto proto-check dev up down compose-test bench
+.PHONY: help build test unit e2e lint proto proto-check dev up down compose-test rules-test bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,10 +24,17 @@ dev: build ## run the whole mesh as local processes (no Docker); Ctrl-C stops it
 	$(BIN)/meshctl dev -f deploy/dev/mesh.yaml -bin $(BIN)
 
 up: ## run the whole mesh in Docker (docker compose up)
-	docker compose -f compose.yaml up --build
+	$(COMPOSE) -f compose.yaml up -d --build
 
 down: ## stop the Docker mesh
-	docker compose -f compose.yaml down
+	$(COMPOSE) -f compose.yaml down
+
+compose-test: ## the mesh in containers from host-built FROM-scratch images (no pulls), checked and torn down
+	deploy/compose-test.sh
+
+rules-test: ## promtool checks and unit tests of the Prometheus alert rules
+	promtool check config prometheus/prometheus.yml
+	promtool test rules prometheus/tests/*.yml
 
 proto: ## regenerate Go code from proto/ with buf
 	cd proto && buf generate
@@ -44,7 +53,7 @@ unit: ## unit and integration tests of every module, with the race detector
 e2e: build ## end-to-end tests that start the real binaries
 	cd test && SWITCHYARD_BIN=$(BIN) $(GO) test -count=1 -timeout 20m ./...
 
-test: proto-check lint unit e2e ## everything CI runs (the README's test command)
+test: proto-check lint rules-test unit e2e ## everything CI runs (the README's test command)
 
 bench: ## Go benchmarks of every hot path (figures in BENCHMARKS.md)
 	@for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchtime 2000x ./...) || exit 1; done
