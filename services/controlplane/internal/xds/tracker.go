@@ -83,9 +83,16 @@ type Tracker struct {
 	now      func() time.Time
 
 	mu      sync.Mutex
-	streams map[int64]string // stream → node ID
-	nonces  map[string]sent  // response nonce → what it carried
+	streams map[int64]string     // stream → node ID
+	nonces  map[streamNonce]sent // response → what it carried
 	proxies map[string]*proxyState
+}
+
+// streamNonce names one response: go-control-plane numbers nonces per
+// stream ("1", "2", …), so a nonce alone collides across proxies.
+type streamNonce struct {
+	stream int64
+	nonce  string
 }
 
 var _ server.Callbacks = (*Tracker)(nil)
@@ -94,7 +101,7 @@ var _ server.Callbacks = (*Tracker)(nil)
 func NewTracker(log *slog.Logger, m *Metrics, onNode func(translate.Proxy), changeAt func(string) time.Time) *Tracker {
 	return &Tracker{
 		log: log, metrics: m, onNode: onNode, changeAt: changeAt, now: time.Now,
-		streams: map[int64]string{}, nonces: map[string]sent{}, proxies: map[string]*proxyState{},
+		streams: map[int64]string{}, nonces: map[streamNonce]sent{}, proxies: map[string]*proxyState{},
 	}
 }
 
@@ -182,8 +189,8 @@ func (t *Tracker) request(streamID int64, node *corev3.Node, typeURL, nonce stri
 	}
 	var latency time.Duration
 	if ps != nil && nonce != "" {
-		if s, ok := t.nonces[nonce]; ok {
-			delete(t.nonces, nonce)
+		if s, ok := t.nonces[streamNonce{streamID, nonce}]; ok {
+			delete(t.nonces, streamNonce{streamID, nonce})
 			short := ShortType(s.typ)
 			if hasErr {
 				n := &NACK{Type: short, Version: s.version, Error: errDetail.GetMessage(), At: t.now()}
@@ -222,7 +229,7 @@ func (t *Tracker) response(streamID int64, typeURL, version, nonce string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	t.nonces[nonce] = sent{typ: typeURL, version: version, changeAt: changeAt, at: now}
+	t.nonces[streamNonce{streamID, nonce}] = sent{typ: typeURL, version: version, changeAt: changeAt, at: now}
 	if ps := t.proxies[t.streams[streamID]]; ps != nil {
 		ps.status.Sent[short] = version
 		if _, ok := ps.behindSince[short]; !ok {

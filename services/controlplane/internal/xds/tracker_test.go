@@ -89,3 +89,23 @@ func TestTrackerAckNackBehind(t *testing.T) {
 		t.Errorf("Forget = %v, want [o1]", gone)
 	}
 }
+
+// Nonces are numbered per stream, so two proxies both ACK nonce "1"; each
+// ACK must be credited to its own proxy's version.
+func TestTrackerNoncesArePerStream(t *testing.T) {
+	tr := NewTracker(slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil), nil, nil)
+	for i, id := range []string{"a", "b"} {
+		stream := int64(i + 1)
+		_ = tr.OnStreamRequest(stream, &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: id}, TypeUrl: resource.ListenerType})
+		tr.OnStreamResponse(context.Background(), stream, nil, &discoveryv3.DiscoveryResponse{TypeUrl: resource.ListenerType, VersionInfo: "v-" + id, Nonce: "1"})
+	}
+	for i := range 2 {
+		stream := int64(i + 1)
+		_ = tr.OnStreamRequest(stream, &discoveryv3.DiscoveryRequest{TypeUrl: resource.ListenerType, ResponseNonce: "1"})
+	}
+	for _, st := range tr.Status() {
+		if got, want := st.Acked["lds"], "v-"+st.ID; got != want {
+			t.Errorf("proxy %s ACKed lds %q, want %q", st.ID, got, want)
+		}
+	}
+}
