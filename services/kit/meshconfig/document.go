@@ -158,9 +158,9 @@ func Decode(kindName, name string, body []byte) (Document, error) {
 }
 
 // Parse reads a stream of YAML documents separated by "---", as written for
-// `meshctl apply -f`. Every document is validated; if any is invalid, Parse
-// returns no documents and an error naming each problem with the document's
-// position and line.
+// `meshctl apply -f`. Every document is validated, then the set
+// (CheckSet); if any is invalid, Parse returns no documents and an error
+// naming each problem with the document's position and line.
 func Parse(r io.Reader) ([]Document, error) {
 	dec := yaml.NewDecoder(r)
 	var (
@@ -201,6 +201,11 @@ func Parse(r io.Reader) ([]Document, error) {
 		}
 		seen[d.Key()] = i
 		docs = append(docs, d)
+	}
+	if len(errs) == 0 {
+		if err := CheckSet(docs); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

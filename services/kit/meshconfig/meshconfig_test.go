@@ -2,6 +2,7 @@ package meshconfig
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,6 +154,15 @@ func TestValidateErrors(t *testing.T) {
 			[]string{`spec.retries.attempts: must be 0..10, got 11`, `spec.retries.retry_on[0]: must be one of`}},
 		{"budget on route", KindHTTPRoute, `{service: a, rules: [{retries: {budget: {percent: 10}}}]}`, []string{`spec.rules[0].retries.budget: only valid in ServiceDefaults`}},
 		{"tcp retries", KindServiceDefaults, `{protocol: tcp, retries: {attempts: 1}}`, []string{`spec.retries: not valid for a tcp service`}},
+		{"outbound port without tcp", KindServiceDefaults, `{outbound_port: 5432}`, []string{`ServiceDefaults "doc" spec.outbound_port: only valid with protocol tcp`}},
+		{"outbound port on http", KindServiceDefaults, `{protocol: http, outbound_port: 5432}`, []string{`spec.outbound_port: only valid with protocol tcp`}},
+		{"outbound port privileged", KindServiceDefaults, `{protocol: tcp, outbound_port: 80}`, []string{`spec.outbound_port: must be 1024..65535, got 80`}},
+		{"outbound port too high", KindServiceDefaults, `{protocol: tcp, outbound_port: 65536}`, []string{`spec.outbound_port: must be 1024..65535, got 65536`}},
+		{"outbound port negative", KindServiceDefaults, `{protocol: tcp, outbound_port: -1}`, []string{`spec.outbound_port: must be a non-negative integer`}},
+		{"outbound port not a number", KindServiceDefaults, `{protocol: tcp, outbound_port: db}`, []string{`spec.outbound_port: must be a non-negative integer, got string "db"`}},
+		{"outbound port sidecar admin", KindServiceDefaults, `{protocol: tcp, outbound_port: 15000}`, []string{`spec.outbound_port: 15000 is a sidecar's own port`}},
+		{"outbound port sidecar outbound", KindServiceDefaults, `{protocol: tcp, outbound_port: 15001}`, []string{`spec.outbound_port: 15001 is a sidecar's own port`}},
+		{"outbound port sidecar inbound", KindServiceDefaults, `{protocol: tcp, outboundPort: 15006}`, []string{`spec.outbound_port: 15006 is a sidecar's own port`}},
 		{"regex", KindHTTPRoute, `{service: a, rules: [{matches: [{path: {regex: "(["}}]}]}`, []string{`spec.rules[0].matches[0].path.regex: invalid RE2`}},
 		{"path two", KindHTTPRoute, `{service: a, rules: [{matches: [{path: {exact: /a, prefix: /b}}]}]}`, []string{`spec.rules[0].matches[0].path: set exactly one`}},
 		{"path slash", KindHTTPRoute, `{service: a, rules: [{matches: [{path: {prefix: api}}]}]}`, []string{`path.prefix: must start with '/'`}},
@@ -216,6 +226,8 @@ func TestParseErrors(t *testing.T) {
 		{"extra key", "kind: HTTPRoute\nname: a\nmetadata: {}\nspec: {service: a, rules: [{}]}\n", "metadata: unknown field"},
 		{"second invalid", "kind: ServiceDefaults\nname: a\nspec: {}\n---\nkind: ServiceDefaults\nname: b\nspec: {protocol: x}\n", `document 2 (line 5): ServiceDefaults "b" spec.protocol`},
 		{"duplicate", "kind: ServiceDefaults\nname: a\nspec: {}\n---\nkind: ServiceDefaults\nname: a\nspec: {}\n", "repeats document 1"},
+		{"outbound port twice", "kind: ServiceDefaults\nname: db\nspec: {protocol: tcp, outbound_port: 5432}\n---\nkind: ServiceDefaults\nname: cache\nspec: {protocol: tcp, outbound_port: 5432}\n",
+			`ServiceDefaults "db" spec.outbound_port: 5432 is already the outbound_port of ServiceDefaults "cache"`},
 		{"syntax", "kind: [\n", "document 1"},
 		{"scalar", "hello\n", "must be a mapping"},
 	}
@@ -257,4 +269,59 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("canonical form of an accepted document refused: %v\n%s", err, spec)
 		}
 	})
+}
+
+func TestValidOutboundPorts(t *testing.T) {
+	for _, doc := range []string{`{protocol: tcp}`, `{protocol: tcp, outbound_port: 1024}`, `{protocol: tcp, outbound_port: 5432}`,
+		`{protocol: tcp, outboundPort: 65535}`, `{protocol: tcp, outbound_port: 0}`, `{protocol: tcp, outbound_port: 6379, lb_policy: ring_hash, hash_policy: {source_ip: true}}`} {
+		if err := Validate(KindServiceDefaults, "db", []byte(doc)); err != nil {
+			t.Errorf("%s: %v", doc, err)
+		}
+	}
+}
+
+func TestOutboundPorts(t *testing.T) {
+	docs, err := Parse(strings.NewReader(`
+kind: ServiceDefaults
+name: redis
+spec: {protocol: tcp, outbound_port: 6379}
+---
+kind: ServiceDefaults
+name: db
+spec: {protocol: tcp, outbound_port: 5432}
+---
+kind: ServiceDefaults
+name: mq
+spec: {protocol: tcp}
+---
+kind: ServiceDefaults
+name: web
+spec: {protocol: http}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, errs := OutboundPorts(docs)
+	if len(errs) != 0 || len(ports) != 2 || ports["db"] != 5432 || ports["redis"] != 6379 {
+		t.Fatalf("OutboundPorts = %v, %v", ports, errs)
+	}
+	// Stored documents can conflict (the registry validates each alone): the
+	// name sorting first keeps the port, whatever the input order.
+	clash, err := Decode(KindServiceDefaults, "cache", []byte(`{protocol: tcp, outbound_port: 6379}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range [][]Document{append(slices.Clone(docs), clash), append([]Document{clash}, docs...)} {
+		ports, errs = OutboundPorts(set)
+		if ports["cache"] != 6379 || ports["redis"] != 0 || ports["db"] != 5432 || len(errs) != 1 {
+			t.Fatalf("OutboundPorts = %v, %v", ports, errs)
+		}
+		var fe *FieldError
+		if !errors.As(errs[0], &fe) || fe.Name != "redis" || fe.Field != "spec.outbound_port" || !strings.Contains(fe.Reason, `ServiceDefaults "cache"`) {
+			t.Errorf("error = %#v", errs[0])
+		}
+		if err := CheckSet(set); err == nil || !strings.Contains(err.Error(), `ServiceDefaults "redis" spec.outbound_port: 6379 is already`) {
+			t.Errorf("CheckSet = %v", err)
+		}
+	}
 }

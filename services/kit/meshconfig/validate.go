@@ -25,6 +25,14 @@ var (
 // MaxRetries caps RetryPolicy.attempts.
 const MaxRetries = 10
 
+// MinOutboundPort is the lowest ServiceDefaults.outbound_port: a sidecar
+// binds it without privileges.
+const MinOutboundPort = 1024
+
+// SidecarPorts are a sidecar's own ports (admin, outbound, inbound), which
+// no outbound_port may take.
+var SidecarPorts = []uint32{15000, 15001, 15006}
+
 var (
 	nameRE       = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	tagRE        = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
@@ -105,6 +113,16 @@ func validateServiceDefaults(f *fieldErrors, s *configv1.ServiceDefaults) {
 	}
 	if s.Retries != nil {
 		validateRetries(f, "spec.retries", s.Retries, true)
+	}
+	if p := s.OutboundPort; p != 0 {
+		switch {
+		case s.Protocol != "tcp":
+			f.add("spec.outbound_port", "only valid with protocol tcp (HTTP and gRPC services are reached through the outbound listener on 15001)")
+		case p < MinOutboundPort || p > 65535:
+			f.add("spec.outbound_port", "must be %d..65535, got %d", MinOutboundPort, p)
+		case slices.Contains(SidecarPorts, p):
+			f.add("spec.outbound_port", "%d is a sidecar's own port (%v are reserved)", p, SidecarPorts)
+		}
 	}
 	if cb := s.CircuitBreaker; cb != nil {
 		if count(cb.MaxConnections > 0, cb.MaxPendingRequests > 0, cb.MaxRequests > 0, cb.MaxRetries > 0) == 0 {

@@ -51,8 +51,16 @@ type ServiceDefaults struct {
 	CircuitBreaker *CircuitBreaker `protobuf:"bytes,7,opt,name=circuit_breaker,json=circuitBreaker,proto3" json:"circuit_breaker,omitempty"`
 	// Passive health checking that ejects misbehaving endpoints.
 	OutlierDetection *OutlierDetection `protobuf:"bytes,8,opt,name=outlier_detection,json=outlierDetection,proto3" json:"outlier_detection,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Localhost port (1024..65535) on which every sidecar that may call this
+	// service listens for it: an app connects to 127.0.0.1:<outbound_port> and
+	// its sidecar carries the bytes over mTLS to an endpoint of the service
+	// (round robin unless lb_policy says otherwise). Only for protocol "tcp";
+	// unique among TCP services; not a sidecar's own 15000, 15001 or 15006.
+	// Unset: the service is reachable only by its inbound side (no outbound
+	// listener).
+	OutboundPort  uint32 `protobuf:"varint,9,opt,name=outbound_port,json=outboundPort,proto3" json:"outbound_port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceDefaults) Reset() {
@@ -139,6 +147,13 @@ func (x *ServiceDefaults) GetOutlierDetection() *OutlierDetection {
 		return x.OutlierDetection
 	}
 	return nil
+}
+
+func (x *ServiceDefaults) GetOutboundPort() uint32 {
+	if x != nil {
+		return x.OutboundPort
+	}
+	return 0
 }
 
 // HashPolicy selects the request attribute consistent hashing keys on.
@@ -1936,7 +1951,7 @@ var File_switchyard_config_v1_config_proto protoreflect.FileDescriptor
 
 const file_switchyard_config_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"!switchyard/config/v1/config.proto\x12\x14switchyard.config.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf6\x03\n" +
+	"!switchyard/config/v1/config.proto\x12\x14switchyard.config.v1\x1a\x1egoogle/protobuf/duration.proto\"\x9b\x04\n" +
 	"\x0fServiceDefaults\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x1b\n" +
 	"\tlb_policy\x18\x02 \x01(\tR\blbPolicy\x12A\n" +
@@ -1946,7 +1961,8 @@ const file_switchyard_config_v1_config_proto_rawDesc = "" +
 	"\x0frequest_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0erequestTimeout\x12;\n" +
 	"\aretries\x18\x06 \x01(\v2!.switchyard.config.v1.RetryPolicyR\aretries\x12M\n" +
 	"\x0fcircuit_breaker\x18\a \x01(\v2$.switchyard.config.v1.CircuitBreakerR\x0ecircuitBreaker\x12S\n" +
-	"\x11outlier_detection\x18\b \x01(\v2&.switchyard.config.v1.OutlierDetectionR\x10outlierDetection\"Y\n" +
+	"\x11outlier_detection\x18\b \x01(\v2&.switchyard.config.v1.OutlierDetectionR\x10outlierDetection\x12#\n" +
+	"\routbound_port\x18\t \x01(\rR\foutboundPort\"Y\n" +
 	"\n" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
