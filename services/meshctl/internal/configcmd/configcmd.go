@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -72,7 +73,9 @@ func newFlags(name string) (*flag.FlagSet, *conn) {
 // registryClient dials the registry over mTLS with an SVID obtained for
 // this invocation.
 func (c *conn) registryClient(ctx context.Context) (registryv1.RegistryServiceClient, func(), error) {
-	src, err := identity.New(ctx, c.id, identity.Options{})
+	// Warnings only: an SVID per invocation is routine, not news.
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	src, err := identity.New(ctx, c.id, identity.Options{Log: quiet})
 	if err != nil {
 		return nil, nil, fmt.Errorf("get meshctl's SVID (flags -ca, -join-token, -trust-bundle): %w", err)
 	}

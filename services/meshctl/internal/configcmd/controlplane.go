@@ -11,6 +11,8 @@ import (
 	"sort"
 	"text/tabwriter"
 	"time"
+
+	"github.com/switchyard-mesh/switchyard/services/meshctl/internal/cliflags"
 )
 
 // proxyEntry mirrors the control plane's GET /debug/xds/proxies entries.
@@ -56,7 +58,7 @@ func getJSON(ctx context.Context, u string, dst any) error {
 // current one), and its NACKs with the last error.
 func Status(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("status")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	var body struct {
@@ -130,7 +132,7 @@ func dash(s string) string {
 func ProxyConfig(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("proxy-config")
 	typ := fs.String("type", "", "only this type: lds, rds, cds or eds")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -9,6 +9,7 @@ import (
 
 	registryv1 "github.com/switchyard-mesh/switchyard/proto/switchyard/registry/v1"
 	"github.com/switchyard-mesh/switchyard/services/kit/meshconfig"
+	"github.com/switchyard-mesh/switchyard/services/meshctl/internal/cliflags"
 )
 
 // Apply validates every document in the files, then stores each. Nothing is
@@ -17,7 +18,7 @@ func Apply(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("apply")
 	var files fileList
 	fs.Var(&files, "f", "file of YAML documents (repeatable; - for stdin)")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	docs, err := parseFiles(files)
@@ -65,7 +66,7 @@ func applyDocs(ctx context.Context, reg registryv1.RegistryServiceClient, docs [
 // Get prints stored documents as YAML: all, all of a kind, or one.
 func Get(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("get")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	kind, name := fs.Arg(0), fs.Arg(1)
@@ -115,7 +116,7 @@ func Delete(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("delete")
 	var files fileList
 	fs.Var(&files, "f", "file of YAML documents to delete (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	var keys [][2]string
@@ -153,7 +154,7 @@ func Diff(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("diff")
 	var files fileList
 	fs.Var(&files, "f", "file of YAML documents (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	docs, err := parseFiles(files)

@@ -68,9 +68,7 @@ func (r *Runner) start(ctx context.Context, proc Process) error {
 	for k, v := range proc.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	// Its own process group, so a Ctrl-C in the terminal reaches only the
-	// runner, which then stops processes in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -149,5 +147,15 @@ func (r *Runner) stopAll() {
 func (r *Runner) printf(name, format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	fmt.Fprintf(r.Out, "%-14s | %s\n", name, fmt.Sprintf(format, args...))
+	fmt.Fprintf(r.Out, "%-*s | %s\n", r.nameWidth(), name, fmt.Sprintf(format, args...))
+}
+
+// nameWidth is the width of the name column: the longest process name, and
+// at least 14 so short plans still line up with "devrun".
+func (r *Runner) nameWidth() int {
+	w := 14
+	for _, p := range r.Plan.Processes {
+		w = max(w, len(p.Name))
+	}
+	return w
 }

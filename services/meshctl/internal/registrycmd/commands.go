@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	registryv1 "github.com/switchyard-mesh/switchyard/proto/switchyard/registry/v1"
+	"github.com/switchyard-mesh/switchyard/services/meshctl/internal/cliflags"
 )
 
 // Command is one meshctl subcommand.
@@ -65,7 +66,7 @@ func parseHealth(s string) (registryv1.HealthStatus, error) {
 func Services(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("services")
 	stale := fs.Bool("stale", false, "read from the node asked, without the leader")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	reg, done, err := c.registryClient(ctx)
@@ -96,7 +97,7 @@ func Instances(ctx context.Context, args []string, stdout io.Writer) error {
 	service := fs.String("service", "", "only this service")
 	region := fs.String("region", "", "only this region")
 	h := fs.String("health", "", "only this health: passing, warning, critical")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	hs, err := parseHealth(*h)
@@ -157,7 +158,7 @@ func Register(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&interval, "interval", 0, "active check interval (default 10s)")
 	fs.DurationVar(&timeout, "timeout", 0, "active check timeout (default 2s)")
 	fs.DurationVar(&deregAfter, "deregister-after", 0, "remove the instance after it is critical this long")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	if port > 65535 {
@@ -225,7 +226,7 @@ func Deregister(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, c := newFlags("deregister")
 	service := fs.String("service", "", "service name")
 	id := fs.String("id", "", "instance ID")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	reg, done, err := c.registryClient(ctx)
@@ -251,7 +252,7 @@ func Cluster(ctx context.Context, args []string, stdout io.Writer) error {
 	id := fs.String("id", "", "node ID")
 	raftAddr := fs.String("raft-address", "", "the node's Raft address (join)")
 	apiAddr := fs.String("api-address", "", "the node's gRPC address (join)")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflags.Parse(fs, args); err != nil {
 		return err
 	}
 	cl, done, err := c.cluster(ctx)
