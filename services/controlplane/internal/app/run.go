@@ -129,6 +129,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 // decodeDocs turns stored documents into typed ones, skipping (and
 // reporting) any that no longer validate rather than dropping all config.
+// Documents that conflict with each other (the registry validates each one
+// alone) are reported too; the translator resolves the conflict the way
+// meshconfig.OutboundPorts does — a port goes to the service whose name
+// sorts first, the other gets no outbound listener.
 func decodeDocs(log *slog.Logger, raw []*registryv1.ConfigDocument) (translate.Docs, int) {
 	var docs translate.Docs
 	bad := 0
@@ -140,6 +144,11 @@ func decodeDocs(log *slog.Logger, raw []*registryv1.ConfigDocument) (translate.D
 			continue
 		}
 		docs = append(docs, d)
+	}
+	_, conflicts := meshconfig.OutboundPorts(docs)
+	for _, err := range conflicts {
+		bad++
+		log.Error("stored documents conflict; this one's outbound_port is not served", "err", err)
 	}
 	return docs, bad
 }

@@ -18,6 +18,8 @@ func FuzzTranslate(f *testing.F) {
 	}
 	f.Add("kind: ServiceDefaults\nname: orders\nspec: {protocol: tcp, lb_policy: ring_hash, hash_policy: {source_ip: true}}")
 	f.Add("kind: AuthorizationPolicy\nname: x\nspec: {service: users, rules: [{from: ['*'], paths: ['*']}]}")
+	f.Add("kind: ServiceDefaults\nname: orders\nspec: {protocol: tcp, outbound_port: 5432}")
+	f.Add("kind: ServiceDefaults\nname: db\nspec: {protocol: tcp, outbound_port: 15002}\n---\nkind: ServiceDefaults\nname: orders\nspec: {protocol: tcp, outbound_port: 15003}")
 	f.Fuzz(func(t *testing.T, doc string) {
 		docs, err := meshconfig.Parse(strings.NewReader(doc))
 		if err != nil {

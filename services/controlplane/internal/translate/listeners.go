@@ -69,6 +69,30 @@ func outboundListener(opts Options) *listenerv3.Listener {
 	}
 }
 
+// OutboundTCPListener names the app-facing listener of a TCP service:
+// "outbound|<service>" on 127.0.0.1:<outbound_port>.
+func OutboundTCPListener(service string) string { return ListenerOutbound + "|" + service }
+
+// outboundTCPListener is the app-facing L4 listener of one TCP service: the
+// app connects to 127.0.0.1:port and tcp_proxy carries the bytes to the
+// service's EDS cluster (its load balancing, breakers and upstream mTLS with
+// the service's SPIFFE ID as the only accepted SAN).
+func outboundTCPListener(service string, port uint32) *listenerv3.Listener {
+	name := OutboundTCPListener(service)
+	return &listenerv3.Listener{
+		Name:             name,
+		Address:          socketAddress("127.0.0.1", port),
+		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{
+			Name: "envoy.filters.network.tcp_proxy",
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&tcpproxyv3.TcpProxy{
+				StatPrefix:       name,
+				ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: clusterName(service, "")},
+			})},
+		}}}},
+	}
+}
+
 // inboundPolicy is what shapes one service's inbound listener.
 type inboundPolicy struct {
 	service   string

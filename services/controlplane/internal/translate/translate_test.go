@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -12,7 +13,10 @@ import (
 	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/switchyard-mesh/switchyard/services/kit/meshconfig"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -109,6 +113,41 @@ spec:
 `
 )
 
+// tcpDefaults makes db a TCP service with an outbound port, cache a TCP
+// service without one (inbound only); db admits frontend and ops only.
+const tcpDefaults = `
+kind: ServiceDefaults
+name: db
+spec:
+  protocol: tcp
+  outbound_port: 5432
+  connect_timeout: 1s
+  circuit_breaker: {max_connections: 50}
+---
+kind: ServiceDefaults
+name: cache
+spec: {protocol: tcp}
+---
+kind: AuthorizationPolicy
+name: db-callers
+spec:
+  service: db
+  rules: [{from: [spiffe://switchyard.local/ns/default/sa/frontend, spiffe://switchyard.local/ns/ops/*]}]
+`
+
+// tcpCatalog is catalog() plus two db replicas and a cache.
+func tcpCatalog() Catalog {
+	c := catalog()
+	c.Services = append(c.Services,
+		Service{Name: "db", Instances: []Instance{
+			{ID: "db-1", Address: "10.0.3.1", Port: 15006, Health: HealthPassing},
+			{ID: "db-2", Address: "10.0.3.2", Port: 15006, Health: HealthPassing},
+		}},
+		Service{Name: "cache", Instances: []Instance{{ID: "cache-1", Address: "10.0.4.1", Port: 15006, Health: HealthPassing}}},
+	)
+	return c
+}
+
 func parse(t testing.TB, yamls ...string) Docs {
 	t.Helper()
 	docs, err := meshconfig.Parse(strings.NewReader(strings.Join(yamls, "\n---\n")))
@@ -124,20 +163,31 @@ func TestGolden(t *testing.T) {
 		name  string
 		docs  []string
 		proxy Proxy
+		cat   func() Catalog // default catalog
 	}{
-		{"no-documents-sidecar", nil, Proxy{ID: "frontend-1", Service: "frontend", AppPort: 8080}},
-		{"service-defaults", []string{serviceDefaults}, Proxy{ID: "frontend-1", Service: "frontend"}},
-		{"http-route", []string{httpRoute}, Proxy{ID: "frontend-1", Service: "frontend"}},
-		{"authorization-policy-inbound", []string{authzPolicy}, Proxy{ID: "orders-1", Service: "orders", AppPort: 9000}},
-		{"authorization-policy-denied-caller", []string{authzPolicy}, Proxy{ID: "billing-1", Service: "billing"}},
-		{"rate-limit-policy", []string{rateLimit}, Proxy{ID: "orders-1", Service: "orders"}},
-		{"gateway", all, Proxy{ID: "gw", Kind: Gateway}},
-		{"proxyless", all, Proxy{ID: "grpc-client", Kind: Proxyless}},
-		{"locality-priorities", nil, Proxy{ID: "frontend-1", Service: "frontend", Region: "eu", Zone: "eu-2"}},
+		{"no-documents-sidecar", nil, Proxy{ID: "frontend-1", Service: "frontend", AppPort: 8080}, nil},
+		{"service-defaults", []string{serviceDefaults}, Proxy{ID: "frontend-1", Service: "frontend"}, nil},
+		{"http-route", []string{httpRoute}, Proxy{ID: "frontend-1", Service: "frontend"}, nil},
+		{"authorization-policy-inbound", []string{authzPolicy}, Proxy{ID: "orders-1", Service: "orders", AppPort: 9000}, nil},
+		{"authorization-policy-denied-caller", []string{authzPolicy}, Proxy{ID: "billing-1", Service: "billing"}, nil},
+		{"rate-limit-policy", []string{rateLimit}, Proxy{ID: "orders-1", Service: "orders"}, nil},
+		{"gateway", all, Proxy{ID: "gw", Kind: Gateway}, nil},
+		{"proxyless", all, Proxy{ID: "grpc-client", Kind: Proxyless}, nil},
+		{"locality-priorities", nil, Proxy{ID: "frontend-1", Service: "frontend", Region: "eu", Zone: "eu-2"}, nil},
+		// frontend may call db: an outbound TCP listener on 127.0.0.1:5432
+		// to the db cluster; cache has no outbound_port, so no listener.
+		{"tcp-outbound", []string{tcpDefaults}, Proxy{ID: "frontend-1", Service: "frontend"}, tcpCatalog},
+		// db's own sidecar: inbound tcp_proxy with network RBAC, and no
+		// listener for its own service's port.
+		{"tcp-inbound", []string{tcpDefaults}, Proxy{ID: "db-1", Service: "db", AppPort: 5432}, tcpCatalog},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := Build(catalog(), parse(t, tc.docs...), Options{})
+			cat := catalog
+			if tc.cat != nil {
+				cat = tc.cat
+			}
+			w := Build(cat(), parse(t, tc.docs...), Options{})
 			res := w.ForProxy(tc.proxy)
 			if _, err := res.Snapshot(); err != nil {
 				t.Fatal(err)
@@ -231,6 +281,101 @@ func TestScoping(t *testing.T) {
 	}
 }
 
+// tcpListeners lists the outbound TCP listeners of a proxy as name@address.
+func tcpListeners(r Resources) []string {
+	var out []string
+	for _, b := range r.Listeners {
+		if !strings.HasPrefix(b.Name, ListenerOutbound+"|") {
+			continue
+		}
+		sa := b.Resource.(*listenerv3.Listener).GetAddress().GetSocketAddress()
+		out = append(out, fmt.Sprintf("%s@%s:%d", b.Name, sa.GetAddress(), sa.GetPortValue()))
+	}
+	return out
+}
+
+func TestOutboundTCPListeners(t *testing.T) {
+	const more = `
+kind: ServiceDefaults
+name: redis
+spec: {protocol: tcp, outbound_port: 6379, lb_policy: random}
+---
+kind: ServiceDefaults
+name: mq
+spec: {protocol: tcp, outbound_port: 5672}
+`
+	// Stored separately, two documents may claim one port: the name sorting
+	// first (db) keeps it, pg gets no listener.
+	clash, err := meshconfig.Decode(meshconfig.KindServiceDefaults, "pg", []byte(`{protocol: tcp, outbound_port: 5432}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := append(parse(t, tcpDefaults, more), clash)
+	w := Build(tcpCatalog(), docs, Options{})
+	tests := []struct {
+		name  string
+		proxy Proxy
+		want  []string
+	}{
+		{"caller admitted by db's policy", Proxy{Service: "frontend"},
+			[]string{"outbound|db@127.0.0.1:5432", "outbound|mq@127.0.0.1:5672", "outbound|redis@127.0.0.1:6379"}},
+		{"caller admitted by a pattern", Proxy{Service: "ops", Namespace: "ops"},
+			[]string{"outbound|db@127.0.0.1:5432", "outbound|mq@127.0.0.1:5672", "outbound|redis@127.0.0.1:6379"}},
+		{"caller db's policy does not admit", Proxy{Service: "billing"},
+			[]string{"outbound|mq@127.0.0.1:5672", "outbound|redis@127.0.0.1:6379"}},
+		{"own service is not listened for", Proxy{Service: "redis"}, // (and db does not admit redis)
+			[]string{"outbound|mq@127.0.0.1:5672"}},
+		{"the app's own port is left to the app", Proxy{Service: "frontend", AppPort: 5672},
+			[]string{"outbound|db@127.0.0.1:5432", "outbound|redis@127.0.0.1:6379"}},
+		{"unknown service sees all", Proxy{},
+			[]string{"outbound|db@127.0.0.1:5432", "outbound|mq@127.0.0.1:5672", "outbound|redis@127.0.0.1:6379"}},
+		{"gateway: HTTP only", Proxy{Kind: Gateway}, nil},
+		{"proxyless: none", Proxy{Kind: Proxyless}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := w.ForProxy(tc.proxy)
+			if got := tcpListeners(r); !slices.Equal(got, tc.want) {
+				t.Errorf("TCP listeners = %v, want %v", got, tc.want)
+			}
+			if _, err := r.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+			// Every TCP listener's cluster is there, with mTLS to the service.
+			clusters := map[string]*clusterv3.Cluster{}
+			for _, c := range r.Clusters {
+				clusters[c.Name] = c.Resource.(*clusterv3.Cluster)
+			}
+			for _, l := range r.Listeners {
+				svc, ok := strings.CutPrefix(l.Name, ListenerOutbound+"|")
+				if !ok {
+					continue
+				}
+				c := clusters[svc]
+				if c == nil || c.GetTransportSocket() == nil || c.GetType() != clusterv3.Cluster_EDS {
+					t.Errorf("listener %s: cluster %s missing or without mTLS: %v", l.Name, svc, c)
+				}
+			}
+		})
+	}
+	// The route table never carries a TCP service.
+	for _, vh := range w.ForProxy(Proxy{Service: "frontend"}).Routes[0].Resource.(*routev3.RouteConfiguration).GetVirtualHosts() {
+		if slices.Contains([]string{"db", "cache", "redis", "mq", "pg"}, vh.GetName()) {
+			t.Errorf("virtual host for TCP service %s", vh.GetName())
+		}
+	}
+	// Listeners are shared between proxies, not rebuilt per proxy.
+	a, b := w.ForProxy(Proxy{ID: "a", Service: "frontend"}), w.ForProxy(Proxy{ID: "b", Service: "ops", Namespace: "ops"})
+	if a.Listeners[2].Resource != b.Listeners[2].Resource {
+		t.Error("outbound TCP listener rebuilt per proxy")
+	}
+	// A port the mesh options give the sidecar itself is never taken.
+	w = Build(tcpCatalog(), docs, Options{InboundPort: 6379})
+	if got := tcpListeners(w.ForProxy(Proxy{Service: "frontend"})); slices.Contains(got, "outbound|redis@127.0.0.1:6379") {
+		t.Errorf("TCP listeners = %v include the inbound port", got)
+	}
+}
+
 func TestVersionsOnlyChangeWithContent(t *testing.T) {
 	p := Proxy{ID: "f", Service: "frontend"}
 	snap := func(c Catalog) map[string]string {
@@ -264,8 +409,8 @@ func TestVersionsOnlyChangeWithContent(t *testing.T) {
 // TestEnvoyValidation runs Envoy's own proto constraints (protoc-gen-validate)
 // over every resource of every golden case's full document set.
 func TestEnvoyValidation(t *testing.T) {
-	w := Build(catalog(), parse(t, serviceDefaults, httpRoute, authzPolicy, rateLimit), Options{})
-	for _, p := range []Proxy{{Service: "orders"}, {Service: "frontend"}, {Kind: Gateway}, {Kind: Proxyless}, {}} {
+	w := Build(tcpCatalog(), parse(t, serviceDefaults, httpRoute, authzPolicy, rateLimit, tcpDefaults), Options{})
+	for _, p := range []Proxy{{Service: "orders"}, {Service: "frontend"}, {Service: "db"}, {Kind: Gateway}, {Kind: Proxyless}, {}} {
 		r := w.ForProxy(p)
 		for _, group := range [][]Built{r.Listeners, r.Routes, r.Clusters, r.Endpoints} {
 			for _, b := range group {

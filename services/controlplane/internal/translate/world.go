@@ -14,6 +14,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	configv1 "github.com/switchyard-mesh/switchyard/proto/switchyard/config/v1"
+	"github.com/switchyard-mesh/switchyard/services/kit/meshconfig"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -52,6 +53,10 @@ type service struct {
 	vhostHash   string
 	apiListener Built
 	inbound     Built
+	// outboundTCP is the app-facing listener of a TCP service with an
+	// outbound_port (port 0: none).
+	outboundTCP     Built
+	outboundTCPPort uint32
 	// deps are services its routes send traffic to (backends, canaries,
 	// mirrors), which a caller of this service must also see.
 	deps []string
@@ -82,6 +87,13 @@ type World struct {
 type view struct {
 	clusters, endpoints []Built
 	route               Built
+	tcp                 []tcpListener // outbound listeners of visible TCP services
+}
+
+type tcpListener struct {
+	service string
+	port    uint32
+	Built
 }
 
 // Build translates the catalog and documents. Documents are assumed valid
@@ -158,6 +170,10 @@ func Build(cat Catalog, docs Docs, opts Options) *World {
 	for svc := range defaults {
 		names[svc] = true
 	}
+	// Stored documents may conflict on a port (the registry validates each
+	// alone); OutboundPorts resolves that the same way the control plane
+	// reports it.
+	outboundPorts, _ := meshconfig.OutboundPorts(docs)
 
 	for n := range names {
 		w.names = append(w.names, n)
@@ -208,6 +224,10 @@ func Build(cat Catalog, docs Docs, opts Options) *World {
 		s.inbound = built(ListenerInbound, inboundListener(opts, inboundPolicy{
 			service: n, protocol: s.protocol, authz: authz[n], rateLimit: rls[n],
 		}))
+		if port := outboundPorts[n]; port != 0 && port != opts.InboundPort && port != opts.OutboundPort {
+			s.outboundTCPPort = port
+			s.outboundTCP = built(OutboundTCPListener(n), outboundTCPListener(n, port))
+		}
 		w.services[n] = s
 	}
 	w.outbound = built(ListenerOutbound, outboundListener(opts))
@@ -332,6 +352,15 @@ func (w *World) ForProxy(p Proxy) Resources {
 			port = 8080
 		}
 		r.Clusters = append(r.Clusters, w.localCluster(port, protocol))
+		// A sidecar listens for the TCP services it may call, except its
+		// own service and any port its app uses: the app shares the
+		// sidecar's network namespace and typically listens on its own
+		// service's port, which the sidecar must not take from it.
+		for _, l := range v.tcp {
+			if l.service != p.Service && l.port != port {
+				r.Listeners = append(r.Listeners, l.Built)
+			}
+		}
 	}
 	return r
 }
@@ -406,6 +435,9 @@ func (w *World) view(visible []string, loc [2]string) *view {
 		v.endpoints = append(v.endpoints, w.endpointsLocked(s, loc)...)
 		if s.protocol != "tcp" {
 			rc.VirtualHosts = append(rc.VirtualHosts, s.vhost)
+		}
+		if s.outboundTCPPort != 0 {
+			v.tcp = append(v.tcp, tcpListener{service: n, port: s.outboundTCPPort, Built: s.outboundTCP})
 		}
 	}
 	v.route = built(RouteOutbound, rc)
