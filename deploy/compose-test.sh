@@ -415,9 +415,10 @@ if [ "$chaos" = 1 ] && has frontend && has registry-1 && has registry-2 && has r
 	load_start
 	sleep 2
 	docker kill "$(cid "$victim")" >/dev/null
-	# Longer than the sidecars' registration TTL (10 s): their heartbeats must
-	# move to a live node, or the shop would turn critical and lose its routes.
-	sleep 15
+	# Well past the sidecars' registration TTL (10 s), counted from the new
+	# leader's election: their heartbeats must move to a live node, or the
+	# shop would turn critical and lose its routes.
+	sleep 20
 	running "$victim" && fail "$victim still running after docker kill"
 	load_stop "registry leader $victim killed"
 	wait_for "registry: new leader, 2 reachable voters, the shop still passing" registry_ok "$survivor" 2
