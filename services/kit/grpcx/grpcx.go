@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/switchyard-mesh/switchyard/services/kit/run"
 	"github.com/switchyard-mesh/switchyard/services/kit/telemetry"
@@ -90,6 +93,12 @@ func (s *Server) Serve(ln net.Listener, drain time.Duration) run.Task {
 
 // Dial returns a client connection to target with tracing and keepalive.
 // Nil creds means plaintext, for tests only.
+//
+// A target listing several comma-separated addresses
+// ("registry-1:7100,registry-2:7100,registry-3:7100") is one connection
+// that fails over between them: the members of a replicated server, so a
+// client outlives the node it happened to reach. The order is shuffled per
+// client to spread clients over the members.
 func Dial(target string, creds credentials.TransportCredentials, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
@@ -99,7 +108,21 @@ func Dial(target string, creds credentials.TransportCredentials, extra ...grpc.D
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}
-	conn, err := grpc.NewClient(target, append(opts, extra...)...)
+	dialTarget := target
+	if strings.Contains(target, ",") {
+		var addrs []resolver.Address
+		for _, a := range strings.Split(target, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				addrs = append(addrs, resolver.Address{Addr: a})
+			}
+		}
+		r := manual.NewBuilderWithScheme("switchyard-members")
+		r.InitialState(resolver.State{Addresses: addrs})
+		dialTarget = r.Scheme() + ":///members"
+		opts = append(opts, grpc.WithResolvers(r),
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"pick_first":{"shuffleAddressList":true}}]}`))
+	}
+	conn, err := grpc.NewClient(dialTarget, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", target, err)
 	}

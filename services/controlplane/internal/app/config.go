@@ -21,7 +21,7 @@ type Config struct {
 	// XDSAddr is where the ADS gRPC server listens.
 	XDSAddr string `yaml:"xds_addr" help:"xDS (ADS, SotW and delta) gRPC listen address"`
 	// RegistryAddr is the registry's gRPC API.
-	RegistryAddr string `yaml:"registry_addr" help:"registry gRPC address (host:port)"`
+	RegistryAddr string `yaml:"registry_addr" help:"registry gRPC address (host:port), or the members comma-separated to fail over between them"`
 	// RegistryID is the SPIFFE ID the registry must present.
 	RegistryID string `yaml:"registry_id" help:"SPIFFE ID the registry must present"`
 	// TrustDomain of the mesh; proxies from it may connect.

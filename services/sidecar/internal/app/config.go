@@ -54,7 +54,7 @@ type Config struct {
 
 // Registration is how the sidecar registers its workload.
 type Registration struct {
-	RegistryAddr  string        `yaml:"registry_addr" help:"registry gRPC address (empty: do not register)"`
+	RegistryAddr  string        `yaml:"registry_addr" help:"registry gRPC address, or the members comma-separated to fail over between them (empty: do not register)"`
 	RegistryID    string        `yaml:"registry_id" help:"SPIFFE ID the registry must present"`
 	AdvertiseAddr string        `yaml:"advertise_addr" help:"host:port peers reach this sidecar's inbound listener at"`
 	Tags          []string      `yaml:"tags" help:"instance tags (e.g. v2 for subsets)"`
