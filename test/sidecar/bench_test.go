@@ -33,16 +33,23 @@ import (
 // mTLS adds to a request, side by side in one run with the same backend
 // called directly and through an nginx mTLS pair (the C reference), at a
 // constant 1,000 rps of 1 KB responses; then CPU and RSS per sidecar and
-// the maximum throughput through one pair. Set SWITCHYARD_BENCH=1 to run
-// (about two minutes); SWITCHYARD_BENCH_SECONDS changes the measuring time.
+// the maximum throughput through one pair. The targets are measured
+// interleaved (direct, sidecar pair, nginx pair) for several rounds, so a
+// burst of load from elsewhere on a shared host hits all of them alike;
+// the table gives every round and the median of the rounds.
+//
+// Set SWITCHYARD_BENCH=1 to run (about three minutes);
+// SWITCHYARD_BENCH_SECONDS (default 15) is the measuring time per target
+// and round, SWITCHYARD_BENCH_ROUNDS (default 3) the number of rounds,
+// SWITCHYARD_BENCH_OUT a file for the report, SWITCHYARD_BENCH_PPROF a
+// directory for CPU profiles of both sidecars (first round) and their heap
+// and allocation profiles after the run.
 func TestBenchmarkSidecarPair(t *testing.T) {
 	if os.Getenv("SWITCHYARD_BENCH") == "" {
 		t.Skip("set SWITCHYARD_BENCH=1 to measure")
 	}
-	secs := 15
-	if s, err := strconv.Atoi(os.Getenv("SWITCHYARD_BENCH_SECONDS")); err == nil && s > 0 {
-		secs = s
-	}
+	secs, rounds := envInt("SWITCHYARD_BENCH_SECONDS", 15), envInt("SWITCHYARD_BENCH_ROUNDS", 3)
+	pprofDir := os.Getenv("SWITCHYARD_BENCH_PPROF")
 	m := startMesh(t)
 	payload := strings.Repeat("x", 1024)
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -67,67 +74,154 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	})
 	nginxAddr, nginxPIDs := startNginxPair(t, appPort)
 
-	type target struct{ name, url, host string }
-	targets := []target{
-		{"direct", "http://" + appLn.Addr().String() + "/", "users"},
-		{"sidecar pair (mTLS)", "http://" + clientSide.outbound + "/", "users"},
+	type target struct {
+		name, url, host string
+		pids            [2]int // proxies whose CPU is measured
+		runs            []benchRun
+	}
+	targets := []*target{
+		{name: "direct", url: "http://" + appLn.Addr().String() + "/", host: "users"},
+		{name: "sidecar pair (mTLS)", url: "http://" + clientSide.outbound + "/", host: "users", pids: [2]int{clientSide.proc.PID(), server.proc.PID()}},
 	}
 	if nginxAddr != "" {
-		targets = append(targets, target{"nginx pair (mTLS)", "http://" + nginxAddr + "/", "users"})
+		targets = append(targets, &target{name: "nginx pair (mTLS)", url: "http://" + nginxAddr + "/", host: "users", pids: nginxPIDs})
 	}
 	const rps = 1000
-	var report strings.Builder
-	fmt.Fprintf(&report, "constant %d rps, 1 KB responses, %ds per target, load generator on the same host\n", rps, secs)
-	fmt.Fprintf(&report, "%-22s %9s %9s %9s %9s %7s\n", "target", "p50", "p90", "p99", "p99.9", "errors")
-	var p50Direct, p99Direct time.Duration
+	load0 := loadAvg()
 	for _, tg := range targets {
 		constantLoad(tg.url, tg.host, rps, 2*time.Second) // warm up pools and TLS sessions
-		pids := [2]int{clientSide.proc.PID(), server.proc.PID()}
-		if strings.HasPrefix(tg.name, "nginx") {
-			pids = nginxPIDs
-		}
-		if dir := os.Getenv("SWITCHYARD_BENCH_PPROF"); dir != "" && strings.HasPrefix(tg.name, "sidecar") {
-			// CPU profiles of both sidecars during the measured run.
-			for name, admin := range map[string]string{"client": clientSide.admin, "server": server.admin} {
-				go func() {
-					resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs-2))
-					if err != nil {
-						return
-					}
-					defer resp.Body.Close()
-					b, _ := io.ReadAll(resp.Body)
-					_ = os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644)
-				}()
+	}
+	for round := range rounds {
+		for _, tg := range targets {
+			profiling := pprofDir != "" && round == 0 && tg == targets[1]
+			var wg sync.WaitGroup
+			if profiling {
+				for name, admin := range map[string]string{"client": clientSide.admin, "server": server.admin} {
+					wg.Go(func() {
+						fetchProfile(admin, fmt.Sprintf("profile?seconds=%d", max(1, secs-2)), filepath.Join(pprofDir, name+".pprof"))
+					})
+				}
 			}
-		}
-		cpu0 := [2]float64{treeCPUSeconds(t, pids[0]), treeCPUSeconds(t, pids[1])}
-		lat, errs := constantLoad(tg.url, tg.host, rps, time.Duration(secs)*time.Second)
-		cpu1 := [2]float64{treeCPUSeconds(t, pids[0]), treeCPUSeconds(t, pids[1])}
-		p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-		line := fmt.Sprintf("%-22s %9s %9s %9s %9s %7d", tg.name, ms(p(0.5)), ms(p(0.9)), ms(p(0.99)), ms(p(0.999)), errs)
-		if tg.name == "direct" {
-			p50Direct, p99Direct = p(0.5), p(0.99)
-		} else {
-			line += fmt.Sprintf("   added: p50 +%s, p99 +%s", ms(p(0.5)-p50Direct), ms(p(0.99)-p99Direct))
-		}
-		fmt.Fprintln(&report, line)
-		if tg.name != "direct" {
-			d := float64(secs)
-			fmt.Fprintf(&report, "  CPU per 1,000 rps: client side %.3f vCPU, server side %.3f vCPU\n",
-				(cpu1[0]-cpu0[0])/d*1000/rps, (cpu1[1]-cpu0[1])/d*1000/rps)
-		}
-		if strings.HasPrefix(tg.name, "sidecar") {
-			fmt.Fprintf(&report, "  RSS after the run: client sidecar %s, server sidecar %s\n", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
+			var cpu0 [2]float64
+			for i, pid := range tg.pids {
+				if pid != 0 {
+					cpu0[i] = treeCPUSeconds(t, pid)
+				}
+			}
+			lat, errs := constantLoad(tg.url, tg.host, rps, time.Duration(secs)*time.Second)
+			r := benchRun{errs: errs, p50: quantile(lat, 0.5), p90: quantile(lat, 0.9), p99: quantile(lat, 0.99), p999: quantile(lat, 0.999)}
+			for i, pid := range tg.pids {
+				if pid != 0 {
+					r.cpu[i] = (treeCPUSeconds(t, pid) - cpu0[i]) / float64(secs) * 1000 / rps
+				}
+			}
+			tg.runs = append(tg.runs, r)
+			wg.Wait()
 		}
 	}
+	load1 := loadAvg()
+
+	var report strings.Builder
+	fmt.Fprintf(&report, "constant %d rps, 1 KB responses, %ds per target per round, %d interleaved rounds, load generator on the same host\n", rps, secs, rounds)
+	fmt.Fprintf(&report, "load average before: %s, after: %s\n", load0, load1)
+	fmt.Fprintf(&report, "%-22s %-6s %9s %9s %9s %9s %6s %10s %10s %12s\n", "target", "round", "p50", "p90", "p99", "p99.9", "errors", "added p50", "added p99", "vCPU/1k rps")
+	direct := targets[0]
+	for _, tg := range targets {
+		rows := append([]benchRun(nil), tg.runs...)
+		rows = append(rows, medianRun(tg.runs))
+		for i, r := range rows {
+			label := strconv.Itoa(i + 1)
+			base := direct.runs[min(i, len(direct.runs)-1)]
+			if i == len(tg.runs) {
+				label, base = "median", medianRun(direct.runs)
+			}
+			line := fmt.Sprintf("%-22s %-6s %9s %9s %9s %9s %6d", tg.name, label, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.p999), r.errs)
+			if tg != direct {
+				line += fmt.Sprintf(" %10s %10s   %.3f/%.3f", "+"+ms(r.p50-base.p50), "+"+ms(r.p99-base.p99), r.cpu[0], r.cpu[1])
+			}
+			fmt.Fprintln(&report, line)
+		}
+	}
+	fmt.Fprintf(&report, "(added = minus direct in the same round; vCPU per 1,000 rps: client-side/server-side proxy)\n")
+	fmt.Fprintf(&report, "RSS after the run: client sidecar %s, server sidecar %s\n", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
 	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
 	for _, tg := range targets {
 		fmt.Fprintf(&report, "  %-22s %8.0f rps\n", tg.name, closedLoop(tg.url, tg.host, 32, 5*time.Second))
+	}
+	if pprofDir != "" {
+		for name, admin := range map[string]string{"client": clientSide.admin, "server": server.admin} {
+			fetchProfile(admin, "heap", filepath.Join(pprofDir, name+"-heap.pprof"))
+			fetchProfile(admin, "allocs", filepath.Join(pprofDir, name+"-allocs.pprof"))
+		}
 	}
 	t.Log("\n" + report.String())
 	if out := os.Getenv("SWITCHYARD_BENCH_OUT"); out != "" {
 		_ = os.WriteFile(out, []byte(report.String()), 0o644)
 	}
+}
+
+// benchRun is one target's figures in one round.
+type benchRun struct {
+	p50, p90, p99, p999 time.Duration
+	errs                int
+	cpu                 [2]float64 // vCPU per 1,000 rps of the client- and server-side proxy
+}
+
+// medianRun takes the median of each figure over the rounds separately.
+func medianRun(runs []benchRun) benchRun {
+	med := func(f func(benchRun) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	d := func(f func(benchRun) time.Duration) time.Duration {
+		return time.Duration(med(func(r benchRun) float64 { return float64(f(r)) }))
+	}
+	var m benchRun
+	m.p50 = d(func(r benchRun) time.Duration { return r.p50 })
+	m.p90 = d(func(r benchRun) time.Duration { return r.p90 })
+	m.p99 = d(func(r benchRun) time.Duration { return r.p99 })
+	m.p999 = d(func(r benchRun) time.Duration { return r.p999 })
+	m.errs = int(med(func(r benchRun) float64 { return float64(r.errs) }))
+	m.cpu[0] = med(func(r benchRun) float64 { return r.cpu[0] })
+	m.cpu[1] = med(func(r benchRun) float64 { return r.cpu[1] })
+	return m
+}
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// fetchProfile saves /debug/pprof/<what> of a sidecar's admin port.
+func fetchProfile(admin, what, file string) {
+	resp, err := http.Get("http://" + admin + "/debug/pprof/" + what)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	_ = os.WriteFile(file, b, 0o644)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }

@@ -34,6 +34,7 @@ type cluster struct {
 	dialTLS   *tls.Config // nil: plaintext
 	noTLS     bool        // the cluster needs mTLS but there is no identity: refuse, never downgrade
 	m         *metrics
+	series    *clusterSeries
 
 	mu        sync.Mutex
 	endpoints xds.Endpoints
@@ -50,7 +51,7 @@ var errConnOverflow = errors.New("circuit breaker: max_connections reached")
 
 func newCluster(cfg xds.ClusterConfig, id Identity, m *metrics, now func() time.Time) *cluster {
 	c := &cluster{cfg: cfg, breaker: breaker.New(cfg.Limits), m: m, hosts: map[string]*lb.Host{}, stop: make(chan struct{})}
-	m.initCluster(cfg.Name)
+	c.series = m.initCluster(cfg.Name)
 	if cfg.RetryBudget > 0 {
 		c.budget = retry.NewBudget(cfg.RetryBudget, cfg.RetryBudgetMin, now)
 	}

@@ -10,10 +10,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/breaker"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/retry"
 )
 
@@ -37,7 +40,7 @@ type forwarder struct{ p *Proxy }
 func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	d := decisionFrom(req.Context())
 	c := d.cluster
-	m := f.p.m
+	m, cs := f.p.m, c.series
 	if c.noTLS {
 		return nil, &proxyError{status: http.StatusServiceUnavailable, reason: "no_identity",
 			msg: "cluster " + c.cfg.Name + " requires mTLS but this sidecar has no identity"}
@@ -51,85 +54,77 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	active := m.upstreamActive.WithLabelValues(c.cfg.Name)
-	active.Inc()
-	done := func() { release(); active.Dec() }
+	cs.active.Inc()
 	if c.budget != nil {
 		c.budget.Request()
 	}
 	policy := d.route.Action.Retry
 	var retrySlot func() // max_retries slot held by the attempt being sent
-	for attempt := 0; ; attempt++ {
+	for try := 0; ; try++ {
 		host := c.pick(d.hash)
 		if host == nil {
 			if retrySlot != nil {
 				retrySlot()
 			}
-			done()
+			release()
+			cs.active.Dec()
 			return nil, &proxyError{status: http.StatusServiceUnavailable, reason: "no_healthy_upstream",
 				msg: "no healthy upstream in cluster " + c.cfg.Name}
 		}
-		ctx, cancel := context.WithCancel(req.Context())
-		var timer *time.Timer
-		var perTryExpired bool
-		var mu sync.Mutex
+		// a carries what must be undone when the attempt ends: for the
+		// attempt that answers, only once its response body is closed.
+		a := &attempt{release: release, active: cs.active, host: host, retrySlot: retrySlot}
+		retrySlot = nil
+		ctx := req.Context()
 		if policy != nil && policy.PerTryTimeout > 0 {
-			timer = time.AfterFunc(policy.PerTryTimeout, func() {
-				mu.Lock()
-				perTryExpired = true
-				mu.Unlock()
-				cancel()
-			})
+			ctx, a.cancel = context.WithCancel(ctx)
+			a.timer = time.AfterFunc(policy.PerTryTimeout, func() { a.expired.Store(true); a.cancel() })
 		}
-		out := req.Clone(ctx)
-		out.URL.Scheme, out.URL.Host = c.scheme(), host.Addr
+		// ReverseProxy already gave us a private copy of the request; each
+		// attempt only needs its own URL (and body when replayed), so a
+		// shallow copy does instead of a deep Clone of every header.
+		out := req.WithContext(ctx)
+		u := *req.URL
+		u.Scheme, u.Host = c.scheme(), host.Addr
+		out.URL = &u
 		if d.replay {
 			out.Body, out.GetBody = http.NoBody, nil
 			if d.body != nil {
 				out.Body = io.NopCloser(bytes.NewReader(d.body))
 			}
 		}
-		end := host.Begin()
-		if retrySlot != nil {
-			hostEnd, slot := end, retrySlot
-			end = func() { hostEnd(); slot() }
-			retrySlot = nil
-		}
+		host.Acquire()
 		start := time.Now()
 		resp, err := c.transport.RoundTrip(out)
-		if timer != nil {
-			timer.Stop()
+		if a.timer != nil {
+			a.timer.Stop()
 		}
-		m.upstreamDuration.WithLabelValues(c.cfg.Name).Observe(time.Since(start).Seconds())
-		mu.Lock()
-		expired := perTryExpired
-		mu.Unlock()
+		cs.duration.Observe(time.Since(start).Seconds())
+		expired := a.expired.Load()
 		o := classify(resp, err)
 		if expired {
 			o = retry.Outcome{Status: http.StatusGatewayTimeout}
 		}
 		if err != nil && req.Context().Err() != nil {
 			// The caller left or the route timeout fired: not the host's fault.
-			end()
-			cancel()
-			done()
-			m.upstreamRequests.WithLabelValues(c.cfg.Name, "reset").Inc()
+			a.finish(true)
+			cs.requests[len(codeClasses)].Inc() // reset
 			return nil, err
 		}
 		c.report(host.Addr, o.Status, o.ConnectFailure || expired)
-		m.upstreamRequests.WithLabelValues(c.cfg.Name, codeClass(o.Status)).Inc()
-		if policy != nil && attempt < policy.NumRetries && d.replay && policy.Retryable(o) {
+		cs.request(m, c.cfg.Name, o.Status)
+		if policy != nil && try < policy.NumRetries && d.replay && policy.Retryable(o) {
 			if slot, ok := f.canRetry(c); ok {
 				if resp != nil {
 					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 					_ = resp.Body.Close()
 				}
-				end()
-				cancel()
-				m.upstreamRetries.WithLabelValues(c.cfg.Name).Inc()
-				if !sleep(req.Context(), policy.Backoff(attempt+1, rand.Float64)) {
+				a.finish(false)
+				cs.retries.Inc()
+				if !sleep(req.Context(), policy.Backoff(try+1, rand.Float64)) {
 					slot()
-					done()
+					release()
+					cs.active.Dec()
 					return nil, req.Context().Err()
 				}
 				retrySlot = slot
@@ -137,9 +132,7 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if err != nil {
-			end()
-			cancel()
-			done()
+			a.finish(true)
 			if expired {
 				return nil, &proxyError{status: http.StatusGatewayTimeout, reason: "upstream_per_try_timeout", msg: "upstream per-try timeout"}
 			}
@@ -149,9 +142,72 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		resp.Body = wrapBody(resp.Body, func() { end(); cancel(); done() })
+		resp.Body = a.wrap(resp.Body)
 		return resp, nil
 	}
+}
+
+// attempt is the state of one try upstream that must be released when it
+// ends: the host's in-flight count, a held retry slot, the per-try timer's
+// context and, for the last attempt, the request's breaker slot.
+type attempt struct {
+	release   func() // breaker request slot
+	active    prometheus.Gauge
+	host      *lb.Host
+	retrySlot func() // nil: none held
+	cancel    context.CancelFunc
+	timer     *time.Timer
+	expired   atomic.Bool
+	done      atomic.Bool
+}
+
+// finish ends the attempt; last also gives back the request's slot.
+func (a *attempt) finish(last bool) {
+	if !a.done.CompareAndSwap(false, true) {
+		return
+	}
+	a.host.Release()
+	if a.retrySlot != nil {
+		a.retrySlot()
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if last {
+		a.release()
+		a.active.Dec()
+	}
+}
+
+// wrap makes closing the response body finish the attempt, keeping the
+// io.ReadWriteCloser of a 101 Switching Protocols response intact.
+func (a *attempt) wrap(b io.ReadCloser) io.ReadCloser {
+	if rw, ok := b.(io.ReadWriteCloser); ok {
+		return &rwBody{ReadWriteCloser: rw, a: a}
+	}
+	return &body{ReadCloser: b, a: a}
+}
+
+type body struct {
+	io.ReadCloser
+	a *attempt
+}
+
+func (b *body) Close() error {
+	err := b.ReadCloser.Close()
+	b.a.finish(true)
+	return err
+}
+
+type rwBody struct {
+	io.ReadWriteCloser
+	a *attempt
+}
+
+func (b *rwBody) Close() error {
+	err := b.ReadWriteCloser.Close()
+	b.a.finish(true)
+	return err
 }
 
 // canRetry checks the max_retries breaker and the retry budget; on success
@@ -200,37 +256,4 @@ func classify(resp *http.Response, err error) retry.Outcome {
 		return retry.Outcome{Refused: true, Reset: true}
 	}
 	return retry.Outcome{Reset: true}
-}
-
-// wrapBody calls done once when the body is closed, keeping the
-// io.ReadWriteCloser of a 101 Switching Protocols response intact.
-func wrapBody(b io.ReadCloser, done func()) io.ReadCloser {
-	var once sync.Once
-	fin := func() { once.Do(done) }
-	if rw, ok := b.(io.ReadWriteCloser); ok {
-		return &rwBody{ReadWriteCloser: rw, fin: fin}
-	}
-	return &body{ReadCloser: b, fin: fin}
-}
-
-type body struct {
-	io.ReadCloser
-	fin func()
-}
-
-func (b *body) Close() error {
-	err := b.ReadCloser.Close()
-	b.fin()
-	return err
-}
-
-type rwBody struct {
-	io.ReadWriteCloser
-	fin func()
-}
-
-func (b *rwBody) Close() error {
-	err := b.ReadWriteCloser.Close()
-	b.fin()
-	return err
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -79,6 +80,7 @@ type decision struct {
 	replay   bool
 	inbound  bool
 	rlHeader http.Header // x-ratelimit-* to add to the response
+	traced   bool        // a span was started: inject its context upstream
 }
 
 type decisionKey struct{}
@@ -92,50 +94,56 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	lc := h.l.cfg.Load()
 	sw := &statusWriter{ResponseWriter: w}
-	defer func() {
-		h.p.m.downstream.WithLabelValues(lc.Name, codeClass(sw.status)).Inc()
-		h.p.m.downstreamDur.WithLabelValues(lc.Name).Observe(time.Since(start).Seconds())
-	}()
+	defer func() { h.l.m.request(h.p.m, lc.Name, sw.status, time.Since(start)) }()
 	hc := lc.HTTP
 	inbound := lc.Direction == xds.Inbound
 	if r.Header.Get("x-request-id") == "" {
-		r.Header.Set("x-request-id", newRequestID())
+		r.Header["X-Request-Id"] = []string{newRequestID()}
 	}
-	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	kind := trace.SpanKindClient
-	if inbound {
-		kind = trace.SpanKindServer
+	// One span per hop when a tracer provider is installed. Without one a
+	// span would only carry the caller's context through unchanged, which
+	// forwarding the trace headers as they are already does, for free.
+	ctx := r.Context()
+	traced := tracingEnabled()
+	span := trace.SpanFromContext(ctx) // no-op span
+	if traced {
+		ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+		kind := trace.SpanKindClient
+		if inbound {
+			kind = trace.SpanKindServer
+		}
+		ctx, span = tracer.Start(ctx, lc.Name+" "+r.Method, trace.WithSpanKind(kind))
 	}
-	ctx, span := tracer.Start(ctx, lc.Name+" "+r.Method, trace.WithSpanKind(kind))
 	recording := span.IsRecording() // attributes cost allocations: only when exported
 	if recording {
 		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("server.address", r.Host),
 			attribute.String("url.path", r.URL.Path), attribute.String("switchyard.request_id", r.Header.Get("x-request-id")))
 	}
-	defer func() {
-		if recording {
-			span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
-			if sw.status >= 500 {
-				span.SetStatus(codes.Error, http.StatusText(sw.status))
+	if traced {
+		defer func() {
+			if recording {
+				span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
+				if sw.status >= 500 {
+					span.SetStatus(codes.Error, http.StatusText(sw.status))
+				}
 			}
-		}
-		span.End()
-	}()
-	r = r.WithContext(ctx)
-
-	peer := peerID(r.TLS)
-	if recording && peer != "" {
-		span.SetAttributes(attribute.String("switchyard.peer", peer))
+			span.End()
+		}()
 	}
-	if hc.XFCC && peer != "" {
-		r.Header.Set("x-forwarded-client-cert", xfcc(h.p.cfg.Identity, peer))
+
+	peer := h.peer(r)
+	if recording && peer.id != "" {
+		span.SetAttributes(attribute.String("switchyard.peer", peer.id))
+	}
+	if hc.XFCC && peer.id != "" {
+		r.Header["X-Forwarded-Client-Cert"] = []string{peer.xfcc}
 	} else {
-		r.Header.Del("x-forwarded-client-cert")
+		delete(r.Header, "X-Forwarded-Client-Cert")
 	}
 	for _, e := range hc.RBAC {
-		if ok, policy := e.Decide(rbac.Request{HTTP: r, PeerID: peer, DestPort: port(h.l.ln.Addr())}); !ok {
+		if ok, policy := e.Decide(rbac.Request{HTTP: r, PeerID: peer.id, DestPort: h.l.port}); !ok {
 			h.p.m.rbacDenied.WithLabelValues(lc.Name).Inc()
-			who := peer
+			who := peer.id
 			if who == "" {
 				who = "an unauthenticated caller"
 			}
@@ -171,9 +179,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clusterName := rt.Action.PickCluster(rand.Uint64())
-	d := &decision{listener: lc.Name, route: rt, inbound: inbound}
+	d := &decision{listener: lc.Name, route: rt, inbound: inbound, traced: traced}
 	if g := hc.RateLimit; g != nil && len(rt.Action.RateLimits) > 0 {
-		limited, hdr, status := h.p.globalRateLimit(r.Context(), lc.Name, g, rt, r, clusterName)
+		limited, hdr, status := h.p.globalRateLimit(ctx, lc.Name, g, rt, r, clusterName)
 		if g.RateLimitHeaders {
 			d.rlHeader = hdr
 		}
@@ -208,15 +216,56 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if recording {
 		span.SetAttributes(attribute.String("switchyard.cluster", clusterName))
 	}
-	h.mirror(r, d, rt)
-	ctx = context.WithValue(r.Context(), decisionKey{}, d)
+	ctx = context.WithValue(ctx, decisionKey{}, d)
 	if t := rt.Action.Timeout; t > 0 && !isUpgrade(r) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
-	h.rp.ServeHTTP(sw, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	h.mirror(r, d, rt)
+	h.rp.ServeHTTP(sw, r)
 }
+
+// peerInfo is the verified caller of a TLS connection, worked out once per
+// connection rather than per request.
+type peerInfo struct {
+	id   string // SPIFFE ID; "" for plaintext or no client certificate
+	xfcc string // x-forwarded-client-cert value for id
+}
+
+type connInfoKey struct{}
+
+// connInfo is stored in each TLS connection's context (http.Server.ConnContext).
+type connInfo struct{ peer atomic.Pointer[peerInfo] }
+
+func (h *httpHandler) peer(r *http.Request) *peerInfo {
+	if r.TLS == nil {
+		return &noPeer
+	}
+	ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	if ci != nil {
+		if p := ci.peer.Load(); p != nil {
+			return p
+		}
+	}
+	p := &peerInfo{id: peerID(r.TLS)}
+	if p.id != "" {
+		p.xfcc = xfcc(h.p.cfg.Identity, p.id)
+	}
+	if ci != nil && r.TLS.HandshakeComplete {
+		ci.peer.Store(p)
+	}
+	return p
+}
+
+var noPeer peerInfo
+
+// defaultTracerProvider is OpenTelemetry's global provider before an SDK
+// is installed; its spans record nothing and create no IDs.
+var defaultTracerProvider = otel.GetTracerProvider()
+
+func tracingEnabled() bool { return otel.GetTracerProvider() != defaultTracerProvider }
 
 func (h *httpHandler) allowLocal(lr *xds.LocalRateLimit) bool {
 	if lr.EnabledPerMillion == 0 || rand.Uint32N(1_000_000) >= lr.EnabledPerMillion {
@@ -354,8 +403,10 @@ func (h *httpHandler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Host = d.cluster.cfg.Name // replaced per attempt by the forwarder
 	// X-Forwarded-For: append the immediate client to the chain.
 	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		prior := pr.In.Header.Values("X-Forwarded-For")
-		pr.Out.Header.Set("X-Forwarded-For", strings.Join(append(prior, ip), ", "))
+		if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(append(prior[:len(prior):len(prior)], ip), ", ")
+		}
+		pr.Out.Header["X-Forwarded-For"] = []string{ip}
 	}
 	proto := pr.In.Header.Get("X-Forwarded-Proto")
 	if proto == "" || !d.inbound && pr.In.TLS != nil {
@@ -374,7 +425,9 @@ func (h *httpHandler) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.URL.RawPath = ""
 	}
 	rt.RequestHeaders.Apply(pr.Out.Header)
-	otel.GetTextMapPropagator().Inject(pr.In.Context(), propagation.HeaderCarrier(pr.Out.Header))
+	if d.traced {
+		otel.GetTextMapPropagator().Inject(pr.In.Context(), propagation.HeaderCarrier(pr.Out.Header))
+	}
 	if d.body != nil {
 		pr.Out.ContentLength = int64(len(d.body))
 	}
@@ -473,13 +526,23 @@ func stripHopHeaders(h http.Header) {
 	}
 }
 
+// newRequestID is a random (version 4) UUID, built in one allocation.
 func newRequestID() string {
 	var b [16]byte
 	_, _ = crand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	s := hex.EncodeToString(b[:])
-	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
 }
 
 // statusWriter records the status for metrics; Unwrap lets

@@ -27,6 +27,8 @@ type listener struct {
 	addr string
 	cfg  atomic.Pointer[xds.ListenerConfig]
 	ln   net.Listener
+	port uint32          // bound TCP port, for RBAC destination_port
+	m    *listenerSeries // HTTP listeners
 
 	srv     *http.Server // HTTP listeners
 	tcpDone chan struct{}
@@ -95,8 +97,8 @@ func (p *Proxy) startListener(lc xds.ListenerConfig) (*listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	l := &listener{name: lc.Name, addr: addr, ln: ln, stopped: make(chan struct{})}
-	p.m.initListener(lc.Name, lc.HTTP == nil)
+	l := &listener{name: lc.Name, addr: addr, ln: ln, port: port(ln.Addr()), stopped: make(chan struct{})}
+	l.m = p.m.initListener(lc.Name, lc.HTTP == nil)
 	l.cfg.Store(&lc)
 	var tlsCfg *tls.Config
 	if lc.TLS != nil {
@@ -116,6 +118,10 @@ func (p *Proxy) startListener(lc xds.ListenerConfig) (*listener, error) {
 			l.srv.Protocols.SetHTTP2(h2)
 			l.srv.Protocols.SetHTTP1(len(lc.TLS.ALPN) == 0 || slices.Contains(lc.TLS.ALPN, "http/1.1"))
 			l.srv.TLSConfig = tlsCfg
+			// The caller's SPIFFE ID is worked out once per connection (see httpHandler.peer).
+			l.srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+				return context.WithValue(ctx, connInfoKey{}, &connInfo{})
+			}
 			go func() {
 				defer close(l.stopped)
 				_ = l.srv.ServeTLS(ln, "", "")

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -74,14 +75,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// clusterSeries are one cluster's hot-path series, resolved once when the
+// cluster is built so a request never hashes label values.
+type clusterSeries struct {
+	requests [len(codeClasses) + 1]prometheus.Counter // by codeClassIndex; last is "reset"
+	duration prometheus.Observer
+	retries  prometheus.Counter
+	active   prometheus.Gauge
+}
+
 // initCluster creates a cluster's series at zero, so dashboards and alerts
-// see them before the first event (rate() over a missing series is empty).
-func (m *metrics) initCluster(name string) {
-	for _, cc := range []string{"2xx", "4xx", "5xx"} {
-		m.upstreamRequests.WithLabelValues(name, cc)
+// see them before the first event (rate() over a missing series is empty),
+// and returns the ones the request path uses.
+func (m *metrics) initCluster(name string) *clusterSeries {
+	s := &clusterSeries{
+		duration: m.upstreamDuration.WithLabelValues(name),
+		retries:  m.upstreamRetries.WithLabelValues(name),
+		active:   m.upstreamActive.WithLabelValues(name),
 	}
-	m.upstreamDuration.WithLabelValues(name)
-	m.upstreamRetries.WithLabelValues(name)
+	for i, cc := range codeClasses {
+		s.requests[i] = m.upstreamRequests.WithLabelValues(name, cc)
+	}
+	s.requests[len(codeClasses)] = m.upstreamRequests.WithLabelValues(name, "reset")
 	for _, r := range []string{"max_connections", "max_pending_requests", "max_requests", "max_retries", "retry_budget"} {
 		m.upstreamOverflow.WithLabelValues(name, r)
 	}
@@ -89,28 +104,66 @@ func (m *metrics) initCluster(name string) {
 		m.upstreamEjections.WithLabelValues(name, r)
 	}
 	m.upstreamEjected.WithLabelValues(name)
-	m.upstreamActive.WithLabelValues(name)
+	return s
 }
 
-// initListener does the same for a listener's series.
-func (m *metrics) initListener(name string, tcp bool) {
+// request counts one completed attempt by status class (0: reset).
+func (s *clusterSeries) request(m *metrics, cluster string, status int) {
+	if i, ok := codeClassIndex(status); ok {
+		s.requests[i].Inc()
+		return
+	}
+	m.upstreamRequests.WithLabelValues(cluster, codeClass(status)).Inc()
+}
+
+// listenerSeries are one HTTP listener's hot-path series.
+type listenerSeries struct {
+	requests [len(codeClasses)]prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (s *listenerSeries) request(m *metrics, listener string, status int, d time.Duration) {
+	if i, ok := codeClassIndex(status); ok && i < len(s.requests) {
+		s.requests[i].Inc()
+	} else {
+		m.downstream.WithLabelValues(listener, codeClass(status)).Inc()
+	}
+	s.duration.Observe(d.Seconds())
+}
+
+// initListener does the same for a listener's series; HTTP listeners get
+// their hot-path series back (nil for TCP).
+func (m *metrics) initListener(name string, tcp bool) *listenerSeries {
 	if tcp {
 		m.tcpConns.WithLabelValues(name)
 		m.tcpActive.WithLabelValues(name)
 		m.rbacDenied.WithLabelValues(name)
-		return
+		return nil
 	}
-	for _, cc := range []string{"2xx", "4xx", "5xx"} {
-		m.downstream.WithLabelValues(name, cc)
+	s := &listenerSeries{duration: m.downstreamDur.WithLabelValues(name)}
+	for i, cc := range codeClasses {
+		s.requests[i] = m.downstream.WithLabelValues(name, cc)
 	}
-	m.downstreamDur.WithLabelValues(name)
 	m.rbacDenied.WithLabelValues(name)
 	m.rateLimited.WithLabelValues(name, "local")
 	m.rateLimited.WithLabelValues(name, "global")
 	m.rateLimitErrors.WithLabelValues(name)
+	return s
 }
 
 var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// codeClassIndex maps a status to its slot in the pre-resolved series:
+// codeClasses order, then len(codeClasses) for "reset" (status 0).
+func codeClassIndex(status int) (int, bool) {
+	switch {
+	case status >= 100 && status < 600:
+		return status/100 - 1, true
+	case status == 0:
+		return len(codeClasses), true
+	}
+	return 0, false
+}
 
 func codeClass(status int) string {
 	if status >= 100 && status < 600 {
