@@ -2,10 +2,13 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"google.golang.org/grpc/codes"
@@ -33,8 +36,13 @@ const maxHTTPBody = 1 << 20
 //	GET  /v1/config                           ListConfig     (?kind, ?stale)
 //	GET  /v1/config/{kind}/{name}             GetConfig      (?stale)
 //	GET  /v1/cluster/status                   ClusterStatus
-func HTTPHandler(reg *Registry, cl *Cluster) http.Handler {
+//
+// The admin port is plaintext, so writes (POST) are guarded: with a
+// writeToken they need "Authorization: Bearer <writeToken>"; without one
+// they are accepted from loopback clients only.
+func HTTPHandler(reg *Registry, cl *Cluster, writeToken string) http.Handler {
 	r := chi.NewRouter()
+	r.Use(guardWrites(writeToken))
 	r.Get("/v1/catalog/services", handle(func(ctx context.Context, q httpRequest) (proto.Message, error) {
 		return reg.ListServices(ctx, &registryv1.ListServicesRequest{Read: q.read()})
 	}))
@@ -69,6 +77,43 @@ func HTTPHandler(reg *Registry, cl *Cluster) http.Handler {
 		return cl.ClusterStatus(ctx, &registryv1.ClusterStatusRequest{})
 	}))
 	return r
+}
+
+// guardWrites refuses state-changing requests that lack the write token,
+// or, with no token configured, that come from another host.
+func guardWrites(token string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				next.ServeHTTP(w, r)
+				return
+			}
+			var err error
+			switch {
+			case token != "":
+				got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+				if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+					err = status.Error(codes.Unauthenticated, "writes need the header Authorization: Bearer <http.write_token>")
+				}
+			case !loopback(r.RemoteAddr):
+				err = status.Error(codes.PermissionDenied, "writes from other hosts need http.write_token set on the registry and sent as Authorization: Bearer <token>; or use the mTLS gRPC API (meshctl)")
+			}
+			if err != nil {
+				handle(func(context.Context, httpRequest) (proto.Message, error) { return nil, err })(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func loopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 type httpRequest struct{ r *http.Request }
@@ -133,6 +178,10 @@ func httpStatus(c codes.Code) int {
 		return http.StatusBadRequest
 	case codes.NotFound:
 		return http.StatusNotFound
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
 	case codes.FailedPrecondition:
 		return http.StatusConflict
 	case codes.Unavailable:

@@ -23,6 +23,7 @@ type Config struct {
 	DataDir string `yaml:"data_dir" help:"directory for the Raft log and snapshots"`
 
 	GRPC     GRPCConfig      `yaml:"grpc"`
+	HTTP     HTTPConfig      `yaml:"http"`
 	Raft     RaftConfig      `yaml:"raft"`
 	Health   HealthConfig    `yaml:"health"`
 	TLS      TLSConfig       `yaml:"tls"`
@@ -38,6 +39,13 @@ type GRPCConfig struct {
 	// ForwardWait is how long a request waits for a leader (during an
 	// election) before failing with Unavailable.
 	ForwardWait time.Duration `yaml:"forward_wait" help:"how long a write waits for a leader during an election"`
+}
+
+// HTTPConfig guards the HTTP/JSON API on the admin port.
+type HTTPConfig struct {
+	// WriteToken, when set, is the bearer token register, deregister and
+	// heartbeat calls must send; unset, only loopback clients may write.
+	WriteToken string `yaml:"write_token" help:"bearer token HTTP writes must send (unset: writes from loopback only)"`
 }
 
 // RaftConfig is the Raft listener, cluster membership and timing.

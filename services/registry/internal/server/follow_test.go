@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	registryv1 "github.com/switchyard-mesh/switchyard/proto/switchyard/registry/v1"
 	"github.com/switchyard-mesh/switchyard/services/registry/watch"
 )
@@ -64,23 +67,32 @@ func TestFollowAcrossNodeDeaths(t *testing.T) {
 			})
 	}()
 	var acked []uint64
+	// A write can lose its leader mid-commit on a loaded machine (outcome
+	// unknown): find the leader again and repeat it; both calls are
+	// idempotent, and a repeated deregister that finds nothing was applied.
 	write := func(from, to int) {
 		for i := from; i < to; i++ {
-			var idx uint64
-			if i%5 == 4 {
-				r, err := leader.client().Deregister(ctx, &registryv1.DeregisterRequest{Service: "orders", Id: fmt.Sprintf("w-%d", i-1)})
+			for attempt := 0; ; attempt++ {
+				var r interface{ GetIndex() uint64 }
+				var err error
+				if i%5 == 4 {
+					r, err = leader.client().Deregister(ctx, &registryv1.DeregisterRequest{Service: "orders", Id: fmt.Sprintf("w-%d", i-1)})
+				} else {
+					r, err = leader.client().Register(ctx, &registryv1.RegisterRequest{Instance: orders(fmt.Sprintf("w-%d", i), uint32(2000+i))})
+				}
+				if status.Code(err) == codes.Unavailable && attempt < 5 {
+					leader = c.leader(10 * time.Second)
+					continue
+				}
+				if status.Code(err) == codes.NotFound && attempt > 0 {
+					break
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
-				idx = r.GetIndex()
-			} else {
-				r, err := leader.client().Register(ctx, &registryv1.RegisterRequest{Instance: orders(fmt.Sprintf("w-%d", i), uint32(2000+i))})
-				if err != nil {
-					t.Fatal(err)
-				}
-				idx = r.GetIndex()
+				acked = append(acked, r.GetIndex())
+				break
 			}
-			acked = append(acked, idx)
 		}
 	}
 	write(0, 60)

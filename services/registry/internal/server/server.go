@@ -194,7 +194,7 @@ func (n *Node) askToJoin(ctx context.Context, target, raftAddr, apiAddr string) 
 // HTTPHandler is the HTTP/JSON API for the admin port, with traces and
 // switchyard_registry_http_* RED metrics. Call it once per node.
 func (n *Node) HTTPHandler() http.Handler {
-	return telemetry.HTTPMiddleware(n.metrics, "registry")(api.HTTPHandler(n.registry, n.cluster))
+	return telemetry.HTTPMiddleware(n.metrics, "registry")(api.HTTPHandler(n.registry, n.cluster, n.cfg.HTTP.WriteToken))
 }
 
 func registerCatalogGauges(reg prometheus.Registerer, s *catalog.Store) {
