@@ -148,6 +148,18 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	for _, tg := range targets {
 		fmt.Fprintf(&report, "  %-22s %8.0f rps\n", tg.name, closedLoop(tg.url, tg.host, 32, 5*time.Second))
 	}
+	for name, sc := range map[string]*sidecarProc{"client": clientSide, "server": server} {
+		// Upstream resets are logged one line each; show how many and the first.
+		var resets []string
+		for _, l := range strings.Split(sc.proc.Log(), "\n") {
+			if strings.Contains(l, "upstream reset") {
+				resets = append(resets, l)
+			}
+		}
+		if len(resets) > 0 {
+			fmt.Fprintf(&report, "%s sidecar logged %d upstream resets, first: %s\n", name, len(resets), resets[0])
+		}
+	}
 	if pprofDir != "" {
 		for name, admin := range map[string]string{"client": clientSide.admin, "server": server.admin} {
 			fetchProfile(admin, "heap", filepath.Join(pprofDir, name+"-heap.pprof"))
@@ -324,18 +336,21 @@ func treeCPUSeconds(t *testing.T, pid int) float64 {
 	return total
 }
 
+// rss is a process's resident set, split into anonymous memory (heap,
+// stacks) and file-backed pages (the mapped binary).
 func rss(t *testing.T, pid int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
+	kb := map[string]int{}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			kb, _ := strconv.Atoi(strings.Fields(l)[1])
-			return fmt.Sprintf("%.1f MB", float64(kb)/1024)
+		if f := strings.Fields(l); len(f) >= 2 && strings.HasPrefix(f[0], "Rss") || strings.HasPrefix(l, "VmRSS:") {
+			kb[strings.TrimSuffix(f[0], ":")], _ = strconv.Atoi(f[1])
 		}
 	}
-	return "?"
+	mb := func(k string) float64 { return float64(kb[k]) / 1024 }
+	return fmt.Sprintf("%.1f MB (anon %.1f, file %.1f)", mb("VmRSS"), mb("RssAnon"), mb("RssFile")+mb("RssShmem"))
 }
 
 // startNginxPair runs two nginx processes doing the same hop as the sidecar

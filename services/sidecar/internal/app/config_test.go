@@ -29,6 +29,9 @@ func TestValidate(t *testing.T) {
 			c.Registration.RegistryAddr, c.Registration.AdvertiseAddr, c.Registration.TTL = "registry:7100", "users:15006", 1
 		}, []string{"registration.ttl:"}},
 		{"identity required unless insecure", func(c *Config) { c.Insecure = false }, []string{"identity.ca_addr: required", "identity.join_token: required"}},
+		{"gc off needs a memory limit", func(c *Config) { c.GCPercent = -1 }, []string{"gc_percent: -1 (GC off) needs memory_limit_mb"}},
+		{"gc off with a memory limit", func(c *Config) { c.GCPercent, c.MemoryLimitMB = -1, 24 }, nil},
+		{"negative memory limit", func(c *Config) { c.MemoryLimitMB = -5 }, []string{"memory_limit_mb: must be 0"}},
 		{"bad control plane id", func(c *Config) { c.Insecure = false; c.XDSServerID = "controlplane" }, []string{"xds_server_id:"}},
 	}
 	for _, tt := range tests {

@@ -136,6 +136,10 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 			if expired {
 				return nil, &proxyError{status: http.StatusGatewayTimeout, reason: "upstream_per_try_timeout", msg: "upstream per-try timeout"}
 			}
+			if errors.Is(err, errConnOverflow) { // counted by the dialer
+				return nil, &proxyError{status: http.StatusServiceUnavailable, reason: "overflow:" + string(breaker.Connections),
+					msg: fmt.Sprintf("circuit breaker open for cluster %s: %s reached", c.cfg.Name, breaker.Connections)}
+			}
 			if o.ConnectFailure {
 				return nil, &proxyError{status: http.StatusServiceUnavailable, reason: "upstream_connect_failure",
 					msg: "cannot connect to " + host.Addr + ": " + err.Error()}

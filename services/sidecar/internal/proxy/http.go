@@ -459,6 +459,10 @@ func (h *httpHandler) errorHandler(w http.ResponseWriter, r *http.Request, err e
 		// The caller went away; nobody reads this.
 		w.WriteHeader(499)
 	default:
+		d := decisionFrom(r.Context())
+		if d != nil {
+			h.p.log.Warn("upstream reset", "listener", d.listener, "cluster", d.cluster.cfg.Name, "path", r.URL.Path, "err", err)
+		}
 		reply(w, http.StatusBadGateway, "upstream_reset", "upstream connection error: "+err.Error())
 	}
 }
