@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/proxy"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/testpki"
 )
 
@@ -68,4 +70,24 @@ func BenchmarkDirect(b *testing.B) {
 	payload := strings.Repeat("x", 1024)
 	be := newBackend(b, "users", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, payload) })
 	benchGet(b, be.addr())
+}
+
+// BenchmarkNewRequestID is the x-request-id minted for requests without one.
+func BenchmarkNewRequestID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = proxy.NewRequestID()
+	}
+}
+
+func TestNewRequestIDIsUUIDv4(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for range 100 {
+		id := proxy.NewRequestID()
+		if !re.MatchString(id) || seen[id] {
+			t.Fatalf("request id %q: not a fresh version 4 UUID", id)
+		}
+		seen[id] = true
+	}
 }

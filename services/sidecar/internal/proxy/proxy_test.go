@@ -188,6 +188,41 @@ func TestBreakerFailsFast(t *testing.T) {
 	}
 }
 
+// TestConnectionCapFailsFast: with max_connections reached a request that
+// needs a new connection gets 503 overflow:max_connections at once.
+func TestConnectionCapFailsFast(t *testing.T) {
+	release := make(chan struct{})
+	slow := newBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	limits := func(c *clusterv3.Cluster) {
+		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+			MaxConnections: wrapperspb.UInt32(1)}}}
+	}
+	s := startSidecar(t, nil, "outbound")
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", nil)}, map[string][]string{"users": {slow.addr()}}, limits))
+	go func() {
+		req, _ := http.NewRequest("GET", "http://"+s.addr("outbound")+"/", nil)
+		req.Host = "users"
+		if resp, err := httpClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	eventually(t, "one request holding the only connection", func() bool { return slow.hits.Load() == 1 })
+	start := time.Now()
+	code, body, hdr := get(t, s.addr("outbound"), "users", "/")
+	if code != 503 || hdr.Get("x-switchyard-reason") != "overflow:max_connections" {
+		t.Fatalf("got %d %q (%s), want 503 overflow:max_connections", code, hdr.Get("x-switchyard-reason"), body)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("overflow took %v, want fail-fast", d)
+	}
+}
+
 func faultFilter(t *testing.T, f *faultv3.HTTPFault) *hcmv3.HttpFilter {
 	return &hcmv3.HttpFilter{Name: "envoy.filters.http.fault", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: xdstest.Any(f)}}
 }
