@@ -325,3 +325,34 @@ spec: {protocol: http}
 		}
 	}
 }
+
+func TestCheckAgainst(t *testing.T) {
+	doc := func(name, spec string) Document {
+		t.Helper()
+		d, err := Decode(KindServiceDefaults, name, []byte(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	stored := []Document{doc("db", `{protocol: tcp, outbound_port: 5432}`), doc("web", `{protocol: http}`)}
+	tests := []struct {
+		name    string
+		doc     Document
+		wantErr string
+	}{
+		{"free port", doc("redis", `{protocol: tcp, outbound_port: 6379}`), ""},
+		{"taken port", doc("pg2", `{protocol: tcp, outbound_port: 5432}`), `ServiceDefaults "pg2" spec.outbound_port: 5432 is already the outbound_port of ServiceDefaults "db"`},
+		{"replacing itself", doc("db", `{protocol: tcp, outbound_port: 5432}`), ""},
+		{"no outbound port", doc("mq", `{protocol: tcp}`), ""},
+		{"http service", doc("api", `{protocol: http}`), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckAgainst(tc.doc, stored)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("CheckAgainst = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

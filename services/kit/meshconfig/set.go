@@ -58,3 +58,27 @@ func OutboundPorts(docs []Document) (map[string]uint32, []error) {
 	}
 	return ports, errs
 }
+
+// CheckAgainst runs the cross-document checks for one document being
+// applied over others already stored: the new document is refused when it
+// claims an outbound_port another ServiceDefaults holds. (A stored
+// document of the same kind and name is the one being replaced and is
+// skipped.) Conflicts among the stored documents themselves are not its
+// business.
+func CheckAgainst(doc Document, stored []Document) error {
+	sd, ok := doc.Spec.(*configv1.ServiceDefaults)
+	if !ok || sd.GetProtocol() != "tcp" || sd.GetOutboundPort() == 0 {
+		return nil
+	}
+	for _, o := range stored {
+		if o.Kind == doc.Kind && o.Name == doc.Name {
+			continue
+		}
+		osd, ok := o.Spec.(*configv1.ServiceDefaults)
+		if ok && osd.GetProtocol() == "tcp" && osd.GetOutboundPort() == sd.GetOutboundPort() {
+			return &FieldError{Kind: KindServiceDefaults, Name: doc.Name, Field: "spec.outbound_port",
+				Reason: fmt.Sprintf("%d is already the outbound_port of ServiceDefaults %q", sd.GetOutboundPort(), o.Name)}
+		}
+	}
+	return nil
+}

@@ -273,6 +273,12 @@ func (r *Registry) ApplyConfig(ctx context.Context, req *registryv1.ApplyConfigR
 		cmd.ExpectedVersion = &v
 	}
 	return onLeader(ctx, r.fwd, func(context.Context) (*registryv1.ApplyConfigResponse, error) {
+		if sv, ok := r.validator.(catalog.SetValidator); ok {
+			stored, _ := r.store.Configs("")
+			if err := sv.ValidateWith(req.GetKind(), req.GetName(), req.GetBody(), stored); err != nil {
+				return nil, toStatus(asInvalid(err))
+			}
+		}
 		res, err := r.apply(cmd)
 		if err != nil {
 			return nil, err

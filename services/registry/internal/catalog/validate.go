@@ -328,3 +328,11 @@ func ValidateConfigBody(body []byte) error {
 type ConfigValidator interface {
 	Validate(kind, name string, body []byte) error
 }
+
+// SetValidator is a ConfigValidator that also checks a document against
+// the documents already stored (e.g. a port two documents may not share).
+// The leader runs it just before proposing, against its own state.
+type SetValidator interface {
+	ConfigValidator
+	ValidateWith(kind, name string, body []byte, stored []*ConfigDoc) error
+}

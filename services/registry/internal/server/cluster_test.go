@@ -87,6 +87,9 @@ func TestClusterServesCatalogAndConfig(t *testing.T) {
 	}
 
 	// Bad input: InvalidArgument naming the field, nothing applied.
+	if _, err := leader.client().ApplyConfig(ctx, &registryv1.ApplyConfigRequest{Kind: "ServiceDefaults", Name: "db", Body: []byte(`{"protocol":"tcp","outbound_port":5432}`)}); err != nil {
+		t.Fatalf("apply db: %v", err)
+	}
 	bad := []struct {
 		name  string
 		call  func() error
@@ -120,6 +123,12 @@ func TestClusterServesCatalogAndConfig(t *testing.T) {
 			_, err := f[0].client().ApplyConfig(ctx, &registryv1.ApplyConfigRequest{Kind: "ServiceDefaults", Name: "orders", Body: []byte(`{"protocol":42}`)})
 			return err
 		}, "protocol"},
+		{"outbound port another service holds", func() error {
+			// Applied through a follower: the check runs on the leader,
+			// against the stored "db" document.
+			_, err := f[1].client().ApplyConfig(ctx, &registryv1.ApplyConfigRequest{Kind: "ServiceDefaults", Name: "pg2", Body: []byte(`{"protocol":"tcp","outbound_port":5432}`)})
+			return err
+		}, "spec.outbound_port: 5432 is already the outbound_port of ServiceDefaults \"db\""},
 		{"ttl check without ttl", func() error {
 			in := orders("o-2", 80)
 			in.Check = &registryv1.HealthCheck{Type: registryv1.CheckType_CHECK_TYPE_TTL}

@@ -54,10 +54,32 @@ type Node struct {
 	metrics  prometheus.Registerer
 }
 
-// validatorFunc adapts a function to catalog.ConfigValidator.
-type validatorFunc func(kind, name string, body []byte) error
+// meshValidator checks documents with kit/meshconfig, the same rules
+// meshctl and the control plane apply.
+type meshValidator struct{}
 
-func (f validatorFunc) Validate(kind, name string, body []byte) error { return f(kind, name, body) }
+var _ catalog.SetValidator = meshValidator{}
+
+func (meshValidator) Validate(kind, name string, body []byte) error {
+	return meshconfig.Validate(kind, name, body)
+}
+
+// ValidateWith refuses a document that conflicts with a stored one. Stored
+// documents that no longer decode (written by an older version) are left
+// out rather than blocking every apply.
+func (meshValidator) ValidateWith(kind, name string, body []byte, stored []*catalog.ConfigDoc) error {
+	doc, err := meshconfig.Decode(kind, name, body)
+	if err != nil {
+		return err
+	}
+	others := make([]meshconfig.Document, 0, len(stored))
+	for _, s := range stored {
+		if d, err := meshconfig.Decode(s.Kind, s.Name, s.Body); err == nil {
+			others = append(others, d)
+		}
+	}
+	return meshconfig.CheckAgainst(doc, others)
+}
 
 // New builds a node and starts Raft on it. Run its Tasks to serve.
 func New(cfg Config, p Parts) (*Node, error) {
@@ -108,7 +130,7 @@ func New(cfg Config, p Parts) (*Node, error) {
 	})
 	peerCreds := credentials.NewTLS(p.TLS.Peer)
 	reg, cl := api.New(api.Config{
-		Store: store, Node: rn, Health: runner, Validator: validatorFunc(meshconfig.Validate), Clock: p.Clock,
+		Store: store, Node: rn, Health: runner, Validator: meshValidator{}, Clock: p.Clock,
 		Creds: peerCreds, ForwardWait: cfg.GRPC.ForwardWait, Log: p.Log.With("component", "api"), Registerer: p.Metrics,
 	})
 	unaryLog, streamLog := api.LogInterceptors(p.Log.With("component", "grpc"))
