@@ -2,54 +2,76 @@ package debounce
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
+// The tests run in a synctest bubble: time is virtual and advances only
+// when every goroutine waits, so the bounds below are exact, not hopeful.
+
 func TestBurstFiresOnce(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	in := make(chan struct{}, 1)
-	var fired atomic.Int32
-	done := make(chan struct{})
-	go func() { Run(ctx, in, 100*time.Millisecond, 5*time.Second, func() { fired.Add(1) }); close(done) }()
-	for range 20 {
-		in <- struct{}{}
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		in := make(chan struct{})
+		fired := 0
+		go Run(ctx, in, 100*time.Millisecond, 5*time.Second, func() { fired++ })
+		for range 20 {
+			in <- struct{}{}
+			time.Sleep(2 * time.Millisecond)
+		}
+		// The last signal came at 38ms; it is now 40ms. Quiet for 100ms
+		// means a fire at 138ms, not a moment before.
+		time.Sleep(97 * time.Millisecond)
+		synctest.Wait()
+		if fired != 0 {
+			t.Fatalf("fired %d times before the burst had been quiet for 100ms", fired)
+		}
 		time.Sleep(2 * time.Millisecond)
-	}
-	time.Sleep(400 * time.Millisecond)
-	if n := fired.Load(); n != 1 {
-		t.Fatalf("a burst of 20 signals fired %d times, want 1", n)
-	}
-	in <- struct{}{}
-	time.Sleep(400 * time.Millisecond)
-	if n := fired.Load(); n != 2 {
-		t.Fatalf("a later signal fired %d times in total, want 2", n)
-	}
-	cancel()
-	<-done
+		synctest.Wait()
+		if fired != 1 {
+			t.Fatalf("a burst of 20 signals fired %d times, want 1", fired)
+		}
+		in <- struct{}{}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if fired != 2 {
+			t.Fatalf("a later signal fired %d times in total, want 2", fired)
+		}
+	})
 }
 
 func TestMaxDelayBoundsAnEndlessBurst(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	in := make(chan struct{}, 1)
-	firedAt := make(chan time.Time, 10)
-	go Run(ctx, in, 50*time.Millisecond, 120*time.Millisecond, func() { firedAt <- time.Now() })
-	start := time.Now()
-	stop := time.After(400 * time.Millisecond)
-	for {
-		select {
-		case at := <-firedAt:
-			if d := at.Sub(start); d > 300*time.Millisecond {
-				t.Fatalf("first fire after %v with signals every 10ms; max delay is 120ms", d)
-			}
-			return
-		case <-stop:
-			t.Fatal("never fired while signals kept coming")
-		case in <- struct{}{}:
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		in := make(chan struct{})
+		var firedAt []time.Duration
+		start := time.Now()
+		go Run(ctx, in, 50*time.Millisecond, 120*time.Millisecond, func() { firedAt = append(firedAt, time.Since(start)) })
+		for range 40 { // a signal every 10ms for 400ms: never quiet for 50ms
+			in <- struct{}{}
 			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
 		}
-	}
+		if len(firedAt) < 3 {
+			t.Fatalf("fired at %v during 400ms of signals; max delay 120ms wants a fire at least every ~130ms", firedAt)
+		}
+		if firedAt[0] > 130*time.Millisecond {
+			t.Fatalf("first fire after %v; max delay is 120ms", firedAt[0])
+		}
+	})
+}
+
+func TestStopsWhenCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		in := make(chan struct{})
+		done := make(chan struct{})
+		go func() { Run(ctx, in, time.Second, time.Second, func() { t.Error("fired after cancel") }); close(done) }()
+		in <- struct{}{}
+		cancel()
+		<-done
+	})
 }
