@@ -2,6 +2,8 @@ package debounce
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,8 +17,8 @@ func TestBurstFiresOnce(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		in := make(chan struct{})
-		fired := 0
-		go Run(ctx, in, 100*time.Millisecond, 5*time.Second, func() { fired++ })
+		var fired atomic.Int32
+		go Run(ctx, in, 100*time.Millisecond, 5*time.Second, func() { fired.Add(1) })
 		for range 20 {
 			in <- struct{}{}
 			time.Sleep(2 * time.Millisecond)
@@ -25,19 +27,19 @@ func TestBurstFiresOnce(t *testing.T) {
 		// means a fire at 138ms, not a moment before.
 		time.Sleep(97 * time.Millisecond)
 		synctest.Wait()
-		if fired != 0 {
-			t.Fatalf("fired %d times before the burst had been quiet for 100ms", fired)
+		if n := fired.Load(); n != 0 {
+			t.Fatalf("fired %d times before the burst had been quiet for 100ms", n)
 		}
 		time.Sleep(2 * time.Millisecond)
 		synctest.Wait()
-		if fired != 1 {
-			t.Fatalf("a burst of 20 signals fired %d times, want 1", fired)
+		if n := fired.Load(); n != 1 {
+			t.Fatalf("a burst of 20 signals fired %d times, want 1", n)
 		}
 		in <- struct{}{}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if fired != 2 {
-			t.Fatalf("a later signal fired %d times in total, want 2", fired)
+		if n := fired.Load(); n != 2 {
+			t.Fatalf("a later signal fired %d times in total, want 2", n)
 		}
 	})
 }
@@ -47,14 +49,21 @@ func TestMaxDelayBoundsAnEndlessBurst(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		in := make(chan struct{})
+		var mu sync.Mutex
 		var firedAt []time.Duration
 		start := time.Now()
-		go Run(ctx, in, 50*time.Millisecond, 120*time.Millisecond, func() { firedAt = append(firedAt, time.Since(start)) })
+		go Run(ctx, in, 50*time.Millisecond, 120*time.Millisecond, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			firedAt = append(firedAt, time.Since(start))
+		})
 		for range 40 { // a signal every 10ms for 400ms: never quiet for 50ms
 			in <- struct{}{}
 			time.Sleep(10 * time.Millisecond)
 			synctest.Wait()
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		if len(firedAt) < 3 {
 			t.Fatalf("fired at %v during 400ms of signals; max delay 120ms wants a fire at least every ~130ms", firedAt)
 		}
