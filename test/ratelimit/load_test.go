@@ -37,8 +37,12 @@ func TestLoad(t *testing.T) {
 		args = append(args, strings.Fields(extra)...)
 	}
 	in := startRatelimit(t, "ratelimit", writeRules(t, rulesYAML), args...)
+	nconns := 4
+	if v, err := strconv.Atoi(os.Getenv("RATELIMIT_CONNS")); err == nil && v > 0 {
+		nconns = v
+	}
 	var conns []*grpc.ClientConn
-	for range 4 {
+	for range nconns {
 		conn, err := grpc.NewClient(in.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
@@ -90,10 +94,12 @@ func TestLoad(t *testing.T) {
 	phase := func(name, key string, wantCode rlsv3.RateLimitResponse_Code) {
 		if out := os.Getenv("RATELIMIT_PPROF"); out != "" && name != "warm-up" {
 			// Profile the service during this phase, for tuning.
-			go func() {
-				body := httpGet(t, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", in.admin, max(int(d.Seconds())-1, 1)))
-				_ = os.WriteFile(out+"."+strings.ReplaceAll(name, " ", "-"), []byte(body), 0o600)
-			}()
+			for _, kind := range []string{"profile", "allocs"} {
+				go func() {
+					body := httpGet(t, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", in.admin, kind, max(int(d.Seconds())-1, 1)))
+					_ = os.WriteFile(out+"."+kind+"."+strings.ReplaceAll(name, " ", "-"), []byte(body), 0o600)
+				}()
+			}
 		}
 		before := commands()
 		cpu0, rcpu0, self0 := in.metric(t, "process_cpu_seconds_total"), redisCPU(), selfCPU()

@@ -72,7 +72,7 @@ func DefaultConfig() Config {
 		Config: service.DefaultConfig(":6070"),
 		GRPC:   GRPCConfig{Addr: ":8081", Drain: 5 * time.Second},
 		Limits: LimitsConfig{ReloadInterval: time.Second},
-		Redis:  RedisConfig{PoolSize: 16, Pipelines: 4, Timeout: 25 * time.Millisecond},
+		Redis:  RedisConfig{PoolSize: 16, Pipelines: 1, Timeout: 25 * time.Millisecond},
 		Decision: DecisionConfig{
 			FailureMode:    "open",
 			FailuresToDown: 3,

@@ -4,16 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"time"
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/switchyard-mesh/switchyard/services/kit/grpcx"
 	"github.com/switchyard-mesh/switchyard/services/kit/identity"
 	"github.com/switchyard-mesh/switchyard/services/kit/run"
 	"github.com/switchyard-mesh/switchyard/services/kit/service"
@@ -106,10 +103,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("RLS gRPC is plaintext (tls.mode insecure); use only for local tests")
 	}
 
-	// Stream workers reuse goroutines (and their grown stacks) across
-	// calls instead of starting one per call: cheaper for many short RPCs.
-	srv := grpcx.NewServer(grpcx.ServerOptions{Binary: "ratelimit", Registerer: b.Metrics, Creds: creds},
-		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))))
+	srv := newGRPCServer(b.Metrics, creds)
 	rlsv3.RegisterRateLimitServiceServer(srv.Server, rls.New(d))
 	ln, err := run.Listen("grpc.addr", cfg.GRPC.Addr)
 	if err != nil {

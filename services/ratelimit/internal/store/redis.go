@@ -19,16 +19,21 @@ import (
 var decideLua string
 
 // argsPerCheck is how many ARGV entries decide.lua reads per key.
-const argsPerCheck = 8
+const argsPerCheck = 4
 
 // Redis keeps state in Redis, shared by every replica. One request costs one
 // EVALSHA of decide.lua; the script is loaded once and re-sent with EVAL only
 // when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH).
 //
-// Concurrent requests are coalesced: a few workers each take whatever
-// requests are queued and send their EVALSHAs as one pipeline, so under load
-// one write and one read carry many decisions (each still its own atomic
-// script call and one round trip), and a lone request goes out at once.
+// Concurrent requests are coalesced: workers (redis.pipelines, one by
+// default) each take whatever requests are queued and send their EVALSHAs
+// as one pipeline, so under load one write and one read carry many
+// decisions (each still its own atomic script call and one round trip), and
+// a lone request goes out at once. While a pipeline is in flight the next
+// requests queue up for the next one; on a loopback or LAN Redis one worker
+// makes the largest batches, and every write and read saved is CPU that
+// both processes get back (a loopback write costs the receiver's TCP work
+// too).
 //
 // With a Redis Cluster client the checks are grouped by hash tag (one
 // descriptor's limits share a slot) and the groups' scripts are pipelined:
@@ -204,20 +209,16 @@ func (r *Redis) Decide(ctx context.Context, now time.Time, checks []quota.Check,
 	}
 	us := now.UnixMicro()
 	if !r.cluster {
-		return r.run(ctx, r.client, us, checks, commit)
+		return r.run(ctx, us, checks, commit)
 	}
 	return r.decideCluster(ctx, us, checks, commit)
 }
 
-func (r *Redis) run(ctx context.Context, c redis.Scripter, now int64, checks []quota.Check, commit bool) (Result, error) {
-	keys, args := scriptArgs(now, checks, commit)
-	if r.cluster {
-		vals, err := r.script.Run(ctx, c, keys, args...).Int64Slice()
-		if err != nil {
-			return Result{}, fmt.Errorf("redis decide: %w", err)
-		}
-		return parseReply(vals, len(checks))
-	}
+// run decides checks with one script call, coalesced with other requests'
+// calls into a pipeline by a worker.
+func (r *Redis) run(ctx context.Context, now int64, checks []quota.Check, commit bool) (Result, error) {
+	ps := params(checks, now)
+	keys, args := scriptArgs(now, ps, checks, commit)
 	j := &job{ctx: ctx, keys: keys, args: args, done: make(chan jobResult, 1)}
 	select {
 	case r.queue <- j:
@@ -229,12 +230,14 @@ func (r *Redis) run(ctx context.Context, c redis.Scripter, now int64, checks []q
 		if res.err != nil {
 			return Result{}, fmt.Errorf("redis decide: %w", res.err)
 		}
-		return parseReply(res.vals, len(checks))
+		return decodeReply(res.vals, ps, now)
 	case <-ctx.Done():
 		return Result{}, fmt.Errorf("redis decide: %w", ctx.Err())
 	}
 }
 
+// decideCluster runs one script per hash tag (descriptor), pipelined: a
+// script may only touch keys of one slot.
 func (r *Redis) decideCluster(ctx context.Context, now int64, checks []quota.Check, commit bool) (Result, error) {
 	groups := map[string][]int{}
 	var order []string
@@ -245,89 +248,100 @@ func (r *Redis) decideCluster(ctx context.Context, now int64, checks []quota.Che
 		}
 		groups[tag] = append(groups[tag], i)
 	}
-	if len(order) == 1 {
-		return r.run(ctx, r.client, now, checks, commit)
+	type part struct {
+		ps  []quota.Params
+		cmd *redis.Cmd
+		// keys and args to re-send with EVAL after NOSCRIPT
+		keys []string
+		args []any
 	}
+	parts := make([]part, len(order))
 	pipe := r.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(order))
 	for g, tag := range order {
 		sub := make([]quota.Check, len(groups[tag]))
 		for j, i := range groups[tag] {
 			sub[j] = checks[i]
 		}
-		keys, args := scriptArgs(now, sub, commit)
-		cmds[g] = r.script.EvalSha(ctx, pipe, keys, args...)
+		p := &parts[g]
+		p.ps = params(sub, now)
+		p.keys, p.args = scriptArgs(now, p.ps, sub, commit)
+		p.cmd = r.script.EvalSha(ctx, pipe, p.keys, p.args...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
 		return Result{}, fmt.Errorf("redis decide: %w", err)
 	}
 	res := Result{Allowed: true, Outcomes: make([]quota.Outcome, len(checks))}
 	for g, tag := range order {
-		idx := groups[tag]
-		sub := make([]quota.Check, len(idx))
-		for j, i := range idx {
-			sub[j] = checks[i]
-		}
-		vals, err := cmds[g].Int64Slice()
+		p := &parts[g]
+		vals, err := p.cmd.Int64Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			part, err := r.run(ctx, r.client, now, sub, commit)
-			if err != nil {
-				return Result{}, err
-			}
-			vals = replyOf(part)
-		} else if err != nil {
+			vals, err = r.script.Run(ctx, r.client, p.keys, p.args...).Int64Slice()
+		}
+		if err != nil {
 			return Result{}, fmt.Errorf("redis decide: %w", err)
 		}
-		part, err := parseReply(vals, len(idx))
+		sub, err := decodeReply(vals, p.ps, now)
 		if err != nil {
 			return Result{}, err
 		}
-		res.Allowed = res.Allowed && part.Allowed
-		for j, i := range idx {
-			res.Outcomes[i] = part.Outcomes[j]
+		res.Allowed = res.Allowed && sub.Allowed
+		for j, i := range groups[tag] {
+			res.Outcomes[i] = sub.Outcomes[j]
 		}
 	}
 	return res, nil
 }
 
-func scriptArgs(now int64, checks []quota.Check, commit bool) ([]string, []any) {
+// scriptArgs lays out the keys and ARGV of decide.lua for checks at now.
+func scriptArgs(now int64, ps []quota.Params, checks []quota.Check, commit bool) ([]string, []any) {
 	keys := make([]string, len(checks))
 	args := make([]any, 0, 2+argsPerCheck*len(checks))
-	args = append(args, now, flag(commit))
-	for i, c := range checks {
-		keys[i] = c.Key
-		p := quota.ParamsFor(c, now)
-		args = append(args, flag(p.GCRA), p.Limit, p.Hits, p.WindowEnd, p.Interval, p.Burst, p.Period, flag(p.Shadow))
+	c := "0"
+	if commit {
+		c = "1"
+	}
+	args = append(args, now, c)
+	for i, ch := range checks {
+		keys[i] = ch.Key
+		p := ps[i]
+		if !p.GCRA {
+			kind := "f"
+			if p.Shadow {
+				kind = "F"
+			}
+			// Milliseconds to the window's end, rounded up, at least 1.
+			ttl := max((p.WindowEnd-now+999)/1000, 1)
+			args = append(args, kind, p.Limit-p.Hits, p.Hits, ttl)
+			continue
+		}
+		kind := "g"
+		if p.Shadow {
+			kind = "G"
+		}
+		slack := p.Hits*p.Interval - p.Burst*p.Interval
+		if p.Limit <= 0 {
+			slack = 1 // always over
+		}
+		args = append(args, kind, slack, p.Hits*p.Interval, 0)
 	}
 	return keys, args
 }
 
-func flag(b bool) int {
-	if b {
-		return 1
+// decodeReply reads the script's reply (the stored value of each check,
+// then 1 if the request passed) and computes the outcomes from the stored
+// values with quota.Decide, the arithmetic the script applied.
+func decodeReply(vals []int64, ps []quota.Params, now int64) (Result, error) {
+	n := len(ps)
+	if len(vals) != n+1 {
+		return Result{}, fmt.Errorf("redis decide: reply has %d values, want %d", len(vals), n+1)
 	}
-	return 0
-}
-
-// parseReply reads {allowed, then over, remaining, reset, retry per key}.
-func parseReply(vals []int64, n int) (Result, error) {
-	if len(vals) != 1+4*n {
-		return Result{}, fmt.Errorf("redis decide: reply has %d values, want %d", len(vals), 1+4*n)
+	allowed, outs, _ := quota.Decide(ps, now, vals[:n])
+	if allowed != (vals[n] == 1) {
+		// The script and quota disagree: a bug, or a script from another
+		// version. Better the failure mode than a wrong answer.
+		return Result{}, fmt.Errorf("redis decide: script says allowed=%d, quota says %v", vals[n], allowed)
 	}
-	res := Result{Allowed: vals[0] == 1, Outcomes: make([]quota.Outcome, n)}
-	for i := range n {
-		v := vals[1+4*i:]
-		res.Outcomes[i] = quota.Outcome{Over: v[0] == 1, Remaining: v[1], Reset: v[2], RetryAfter: v[3]}
-	}
-	return res, nil
-}
-
-func replyOf(r Result) []int64 {
-	out := []int64{int64(flag(r.Allowed))}
-	for _, o := range r.Outcomes {
-		out = append(out, int64(flag(o.Over)), o.Remaining, o.Reset, o.RetryAfter)
-	}
-	return out
+	return Result{Allowed: allowed, Outcomes: outs}, nil
 }
 
 // hashTag is the part of key Redis Cluster hashes: between the first '{'

@@ -99,6 +99,17 @@ func TestRedisScriptMatchesGo(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("request %d %+v:\nredis  %+v\nmemory %+v", i, reqs[i], got, want)
 		}
+		// The script wrote what the Go arithmetic wrote.
+		us := times[i].UnixMicro()
+		for _, c := range reqs[i] {
+			w, ok := mem.state[c.Key]
+			if !ok || w.ExpireAt <= us {
+				continue
+			}
+			if v, err := r.client.Get(ctx, c.Key).Int64(); err != nil || v != w.Value {
+				t.Fatalf("request %d: %s = %d (%v) in redis, %d in memory", i, c.Key, v, err, w.Value)
+			}
+		}
 		if got.Allowed {
 			allowed++
 		}
