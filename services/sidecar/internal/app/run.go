@@ -18,11 +18,11 @@ import (
 	registryv1 "github.com/switchyard-mesh/switchyard/proto/switchyard/registry/v1"
 	"github.com/switchyard-mesh/switchyard/services/kit/grpcx"
 	"github.com/switchyard-mesh/switchyard/services/kit/identity"
+	"github.com/switchyard-mesh/switchyard/services/kit/registration"
 	"github.com/switchyard-mesh/switchyard/services/kit/run"
 	"github.com/switchyard-mesh/switchyard/services/kit/service"
 	"github.com/switchyard-mesh/switchyard/services/kit/workloadapi"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/proxy"
-	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/registration"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds"
 )
 

@@ -1,8 +1,10 @@
-// Package registration keeps the sidecar's workload registered in the
-// registry: it registers the instance (address = the sidecar's inbound
-// listener) with a TTL check, heartbeats only while the sidecar is ready and
-// the app's health endpoint answers 2xx — so "passing" means the whole path
-// works — and deregisters on graceful shutdown.
+// Package registration keeps a process registered in the registry: it
+// registers the instance with a TTL check, heartbeats only while the
+// process is ready and (optionally) an HTTP health endpoint answers 2xx, and
+// deregisters on graceful shutdown. The sidecar registers its workload this
+// way (address = its inbound listener, health = the app's, so "passing"
+// means the whole path works); system services such as ratelimit register
+// themselves so the control plane can route to them.
 package registration
 
 import (
@@ -25,7 +27,7 @@ type Config struct {
 	Instance  *registryv1.Instance // service, id, address, port, tags, locality, metadata
 	TTL       time.Duration        // the registry marks the instance critical after this without a heartbeat
 	AppHealth string               // URL probed before each heartbeat; "" skips the probe
-	Ready     func() error         // the sidecar's own readiness
+	Ready     func() error         // the process's own readiness; nil: always ready
 	Log       *slog.Logger
 	HTTP      *http.Client
 }
@@ -105,11 +107,11 @@ func (r *Registrar) heartbeat(ctx context.Context) error {
 	return err
 }
 
-// healthy is the sidecar's readiness plus the app's health endpoint.
+// healthy is the process's readiness plus the health endpoint, if any.
 func (r *Registrar) healthy(ctx context.Context) error {
 	if r.cfg.Ready != nil {
 		if err := r.cfg.Ready(); err != nil {
-			return fmt.Errorf("sidecar not ready: %w", err)
+			return fmt.Errorf("not ready: %w", err)
 		}
 	}
 	if r.cfg.AppHealth == "" {
