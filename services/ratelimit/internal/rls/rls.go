@@ -112,24 +112,43 @@ func code(c decider.Code) rlsv3.RateLimitResponse_Code {
 // per descriptor, and the X-RateLimit-* / Retry-After headers as response
 // headers to add.
 func ToProto(resp decider.Response) *rlsv3.RateLimitResponse {
-	out := &rlsv3.RateLimitResponse{OverallCode: code(resp.Code), Statuses: make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(resp.Statuses))}
+	// One allocation per kind of message rather than one per message: this
+	// runs for every decision.
+	n := len(resp.Statuses)
+	out := &rlsv3.RateLimitResponse{OverallCode: code(resp.Code), Statuses: make([]*rlsv3.RateLimitResponse_DescriptorStatus, n)}
+	statuses := make([]rlsv3.RateLimitResponse_DescriptorStatus, n)
+	var limits []rlsv3.RateLimitResponse_RateLimit
+	var durations []durationpb.Duration
 	for i, st := range resp.Statuses {
-		ps := &rlsv3.RateLimitResponse_DescriptorStatus{Code: code(st.Code)}
+		ps := &statuses[i]
+		ps.Code = code(st.Code)
 		if st.Limit != nil {
-			ps.CurrentLimit = &rlsv3.RateLimitResponse_RateLimit{
-				Name:            st.Limit.Name,
-				RequestsPerUnit: st.Limit.RequestsPerUnit,
-				Unit:            protoUnits[st.Limit.Unit],
+			if limits == nil {
+				limits = make([]rlsv3.RateLimitResponse_RateLimit, n)
 			}
+			ps.CurrentLimit = &limits[i]
+			ps.CurrentLimit.Name = st.Limit.Name
+			ps.CurrentLimit.RequestsPerUnit = st.Limit.RequestsPerUnit
+			ps.CurrentLimit.Unit = protoUnits[st.Limit.Unit]
 			if st.Remaining >= 0 {
+				if durations == nil {
+					durations = make([]durationpb.Duration, n)
+				}
 				ps.LimitRemaining = uint32(min(st.Remaining, int64(^uint32(0))))
-				ps.DurationUntilReset = durationpb.New(st.Reset)
+				nanos := st.Reset.Nanoseconds()
+				durations[i].Seconds, durations[i].Nanos = nanos/1e9, int32(nanos%1e9)
+				ps.DurationUntilReset = &durations[i]
 			}
 		}
 		out.Statuses[i] = ps
 	}
-	for _, h := range resp.Headers {
-		out.ResponseHeadersToAdd = append(out.ResponseHeadersToAdd, &corev3.HeaderValue{Key: h.Name, Value: h.Value})
+	if len(resp.Headers) > 0 {
+		hs := make([]corev3.HeaderValue, len(resp.Headers))
+		out.ResponseHeadersToAdd = make([]*corev3.HeaderValue, len(resp.Headers))
+		for i, h := range resp.Headers {
+			hs[i].Key, hs[i].Value = h.Name, h.Value
+			out.ResponseHeadersToAdd[i] = &hs[i]
+		}
 	}
 	return out
 }

@@ -51,15 +51,37 @@ type Redis struct {
 
 // job is one request's script call waiting for a worker.
 type job struct {
-	ctx  context.Context
-	keys []string
-	args []any
-	done chan jobResult
+	ctx context.Context
+	// deadline, when set, bounds the wait as well as ctx's.
+	deadline time.Time
+	keys     []string
+	args     []any
+	done     chan jobResult
+	// timer fires at deadline; jobs (and their timers) are reused once
+	// their result has been received.
+	timer *time.Timer
 }
 
 type jobResult struct {
 	vals []int64
 	err  error
+}
+
+var jobs = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &job{done: make(chan jobResult, 1), timer: t}
+}}
+
+// expired reports whether the caller has given up on j.
+func (j *job) expired(now time.Time) error {
+	if err := j.ctx.Err(); err != nil {
+		return err
+	}
+	if !j.deadline.IsZero() && !now.Before(j.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // maxBatch bounds how many script calls one pipeline carries.
@@ -122,36 +144,33 @@ func (r *Redis) drain(batch *[]*job) {
 	}
 }
 
-// execute sends a batch, skipping requests whose callers already gave up.
+// execute sends a batch as one pipeline, skipping requests whose callers
+// already gave up.
 func (r *Redis) execute(batch []*job) {
+	now := time.Now()
 	live := batch[:0]
+	// The pipeline lives as long as its most patient caller, and is not
+	// cancelled when one caller goes away.
+	var deadline time.Time
 	for _, j := range batch {
-		if err := j.ctx.Err(); err != nil {
+		if err := j.expired(now); err != nil {
 			j.done <- jobResult{err: err}
 			continue
 		}
 		live = append(live, j)
-	}
-	if len(live) == 0 {
-		return
-	}
-	if len(live) == 1 {
-		j := live[0]
-		vals, err := r.script.Run(j.ctx, r.client, j.keys, j.args...).Int64Slice()
-		j.done <- jobResult{vals: vals, err: err}
-		return
-	}
-	// The batch lives as long as its most patient caller, and is not
-	// cancelled when one caller goes away.
-	var deadline time.Time
-	for _, j := range live {
 		d, ok := j.ctx.Deadline()
-		if !ok {
-			d = time.Now().Add(time.Minute)
+		if !ok || !j.deadline.IsZero() && j.deadline.Before(d) {
+			d = j.deadline
+		}
+		if d.IsZero() {
+			d = now.Add(time.Minute)
 		}
 		if d.After(deadline) {
 			deadline = d
 		}
+	}
+	if len(live) == 0 {
+		return
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -164,7 +183,7 @@ func (r *Redis) execute(batch []*job) {
 	for i, j := range live {
 		vals, err := cmds[i].Int64Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			vals, err = r.script.Run(j.ctx, r.client, j.keys, j.args...).Int64Slice()
+			vals, err = r.script.Run(ctx, r.client, j.keys, j.args...).Int64Slice()
 		}
 		j.done <- jobResult{vals: vals, err: err}
 	}
@@ -204,36 +223,70 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Decide implements Store.
 func (r *Redis) Decide(ctx context.Context, now time.Time, checks []quota.Check, commit bool) (Result, error) {
+	return r.DecideBy(ctx, time.Time{}, now, checks, commit)
+}
+
+// DecideBy is Decide giving up at deadline (if not zero) as well as when
+// ctx ends. It spares the caller a derived context per decision: the wait
+// is bounded by a timer reused from one decision to the next.
+func (r *Redis) DecideBy(ctx context.Context, deadline, now time.Time, checks []quota.Check, commit bool) (Result, error) {
 	if len(checks) == 0 {
 		return Result{Allowed: true}, nil
 	}
 	us := now.UnixMicro()
 	if !r.cluster {
-		return r.run(ctx, us, checks, commit)
+		return r.run(ctx, deadline, us, checks, commit)
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	return r.decideCluster(ctx, us, checks, commit)
 }
 
 // run decides checks with one script call, coalesced with other requests'
 // calls into a pipeline by a worker.
-func (r *Redis) run(ctx context.Context, now int64, checks []quota.Check, commit bool) (Result, error) {
+func (r *Redis) run(ctx context.Context, deadline time.Time, now int64, checks []quota.Check, commit bool) (Result, error) {
 	ps := params(checks, now)
 	keys, args := scriptArgs(now, ps, checks, commit)
-	j := &job{ctx: ctx, keys: keys, args: args, done: make(chan jobResult, 1)}
+	j := jobs.Get().(*job)
+	j.ctx, j.deadline, j.keys, j.args = ctx, deadline, keys, args
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		j.timer.Reset(time.Until(deadline))
+		timeout = j.timer.C
+	}
 	select {
 	case r.queue <- j:
 	case <-ctx.Done():
+		r.release(j)
 		return Result{}, fmt.Errorf("redis decide: queue full: %w", ctx.Err())
+	case <-timeout:
+		r.release(j)
+		return Result{}, fmt.Errorf("redis decide: queue full: %w", context.DeadlineExceeded)
 	}
 	select {
 	case res := <-j.done:
+		r.release(j)
 		if res.err != nil {
 			return Result{}, fmt.Errorf("redis decide: %w", res.err)
 		}
 		return decodeReply(res.vals, ps, now)
+	// A job given up on is not reused: its worker will still answer it.
 	case <-ctx.Done():
 		return Result{}, fmt.Errorf("redis decide: %w", ctx.Err())
+	case <-timeout:
+		return Result{}, fmt.Errorf("redis decide: %w", context.DeadlineExceeded)
 	}
+}
+
+// release returns a job whose result was received (or that was never
+// queued) to the pool.
+func (r *Redis) release(j *job) {
+	j.timer.Stop()
+	*j = job{done: j.done, timer: j.timer}
+	jobs.Put(j)
 }
 
 // decideCluster runs one script per hash tag (descriptor), pipelined: a

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -239,5 +240,47 @@ func TestRedisConcurrentRequestsArePipelinedExactly(t *testing.T) {
 	after, _ := srv.CommandStats(ctx)
 	if got := after["evalsha"] - before["evalsha"]; got != 1280 {
 		t.Fatalf("evalsha calls = %d for 1280 decisions", got)
+	}
+}
+
+// TestRedisDecideByDeadline: with Redis stalled, a decision gives up at its
+// deadline, and the decisions after Redis answers again get their own
+// answers (a job given up on is never handed to another caller).
+func TestRedisDecideByDeadline(t *testing.T) {
+	r, _ := newRedisStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	l := limits.Limit{Unit: limits.Hour, RequestsPerUnit: 100, Burst: 100}
+	check := func(user string) []quota.Check {
+		return []quota.Check{{Key: quota.KeyFor("d", []limits.Entry{{Key: "u", Value: user}}, 0, l, now), Limit: l, Hits: 1}}
+	}
+	if err := r.client.Do(ctx, "CLIENT", "PAUSE", "300", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			_, err := r.DecideBy(ctx, start.Add(30*time.Millisecond), now, check(fmt.Sprint("stalled-", i)), true)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("stalled decision: err = %v, want deadline exceeded", err)
+			}
+			if took := time.Since(start); took > 150*time.Millisecond {
+				t.Errorf("stalled decision took %s with a 30ms deadline", took)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(400 * time.Millisecond) // the pause ends; late replies drain
+	for i := range 50 {
+		user := fmt.Sprint("after-", i)
+		for want := int64(99); want >= 97; want-- {
+			res, err := r.DecideBy(ctx, time.Now().Add(time.Second), now, check(user), true)
+			if err != nil || !res.Allowed || res.Outcomes[0].Remaining != want {
+				t.Fatalf("%s: %+v, %v; want remaining %d", user, res, err, want)
+			}
+		}
 	}
 }
