@@ -452,9 +452,9 @@ func (d *Decider) record(domain string, req Request, resp Response) {
 		case st.Shadow && st.Remaining == 0 && st.RetryAfter > 0:
 			result = "shadow_over_limit"
 		case st.Limit != nil && st.Remaining >= 0 && float64(int64(st.Limit.RequestsPerUnit)-st.Remaining) > d.cfg.NearLimitRatio*float64(st.Limit.RequestsPerUnit):
-			d.m.nearLimit.WithLabelValues(domain, rule).Inc()
+			d.m.counter(d.m.nearLimit, domain, rule, "").Inc()
 		}
-		d.m.decisions.WithLabelValues(domain, rule, result).Inc()
+		d.m.counter(d.m.decisions, domain, rule, result).Inc()
 	}
 }
 

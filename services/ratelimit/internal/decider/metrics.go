@@ -1,6 +1,8 @@
 package decider
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,6 +18,32 @@ type Metrics struct {
 	failClosed     prometheus.Counter
 	cacheHits      prometheus.Counter
 	backendUp      prometheus.Gauge
+
+	// children caches the labelled counters: WithLabelValues hashes and
+	// validates every label and takes a lock shared by all cores, on every
+	// descriptor decided. The label values are bounded by the rules.
+	children sync.Map // childKey -> prometheus.Counter
+}
+
+type childKey struct {
+	vec                        *prometheus.CounterVec
+	domain, descriptor, result string
+}
+
+// counter returns vec's child for the labels (result is "" for nearLimit).
+func (m *Metrics) counter(vec *prometheus.CounterVec, domain, descriptor, result string) prometheus.Counter {
+	k := childKey{vec, domain, descriptor, result}
+	if c, ok := m.children.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	var c prometheus.Counter
+	if result == "" {
+		c = vec.WithLabelValues(domain, descriptor)
+	} else {
+		c = vec.WithLabelValues(domain, descriptor, result)
+	}
+	m.children.Store(k, c)
+	return c
 }
 
 // NewMetrics registers the decider's series on reg.
