@@ -96,9 +96,13 @@ spec:
   action: deny
   rules: [{from: [spiffe://switchyard.local/ns/default/sa/client]}]
 `)
+		// The replicas' sidecars get the policy a moment apart: wait until
+		// connections to both (round robin alternates) are refused.
 		harness.Poll(t, 15*time.Second, func() error {
-			if _, err := exchange(addr, []byte("hello\n")); !errors.Is(err, errClosed) {
-				return fmt.Errorf("exchange: %v, want the connection closed", err)
+			for range 2 {
+				if _, err := exchange(addr, []byte("hello\n")); !errors.Is(err, errClosed) {
+					return fmt.Errorf("exchange: %v, want the connection closed", err)
+				}
 			}
 			return nil
 		})
