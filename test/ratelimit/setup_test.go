@@ -111,6 +111,7 @@ func startRatelimit(t testing.TB, name, rulesPath string, extra ...string) *inst
 		Name:     name,
 		Binary:   harness.Binary(t, "ratelimit"),
 		Args:     args,
+		Env:      strings.Fields(os.Getenv("RATELIMIT_ENV")), // e.g. GOMAXPROCS=1, for tuning
 		ReadyURL: "http://" + in.admin + "/readyz",
 	})
 	in.rls = rlsClient(t, in.grpc, insecure.NewCredentials())
