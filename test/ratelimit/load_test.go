@@ -26,6 +26,11 @@ import (
 // duration per phase, e.g. RATELIMIT_LOAD=10s):
 //
 //	cd test && RATELIMIT_LOAD=10s go test -count=1 -run TestLoad -v ./ratelimit
+//
+// For tuning: RATELIMIT_CONNS (gRPC connections of the load generator,
+// default 4), RATELIMIT_FLAGS (extra service flags), RATELIMIT_ENV (extra
+// service environment, e.g. GOMAXPROCS=1), RATELIMIT_PPROF=/tmp/p (CPU and
+// allocation profiles of the service per phase).
 func TestLoad(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("RATELIMIT_LOAD"))
 	if err != nil {
@@ -148,8 +153,8 @@ func TestLoad(t *testing.T) {
 		}
 		t.Logf("%s: %d decisions in %s = %.0f decisions/s; p50 %s, p99 %s, max %s; wrong answers %d",
 			name, len(lat), elapsed.Round(time.Millisecond), n/elapsed.Seconds(), pct(0.50), pct(0.99), lat[len(lat)-1], wrong)
-		t.Logf("%s: Redis commands per decision from INFO commandstats: evalsha %.3f, eval %.3f, all client commands %.3f (inside the script: mget %.3f, set %.3f)",
-			name, perDecision("evalsha"), perDecision("eval"), perDecision("evalsha")+perDecision("eval")+perDecision("ping"), perDecision("mget"), perDecision("set"))
+		t.Logf("%s: Redis commands per decision from INFO commandstats: evalsha %.3f, eval %.3f, all client commands %.3f (inside the script: mget %.3f, incrby %.3f, set %.3f)",
+			name, perDecision("evalsha"), perDecision("eval"), perDecision("evalsha")+perDecision("eval")+perDecision("ping"), perDecision("mget"), perDecision("incrby"), perDecision("set"))
 		t.Logf("%s: CPU per decision: ratelimit %.1fµs, redis-server %.1fµs, load generator %.1fµs",
 			name, (cpu1-cpu0)/n*1e6, (rcpu1-rcpu0)/n*1e6, (self1-self0)/n*1e6)
 		t.Logf("%s: fail-open decisions so far %v, backend errors: timeout %v error %v", name,
