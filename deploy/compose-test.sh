@@ -17,7 +17,7 @@
 #        and a callee's inbound listener refuses plaintext and TLS without a
 #        client certificate;
 #      - the registry has a leader, every node is reachable, and the catalog
-#        lists frontend, users, orders and billing as passing;
+#        lists frontend, users, orders, billing and ratelimit as passing;
 #      - Prometheus loaded the rules and scrapes every target of the stack up;
 #      - redis answers PING;
 #      - chaos: `docker kill` the registry leader, then the controlplane, while
@@ -271,7 +271,7 @@ registry_status() { # registry_status <service>: its /v1/cluster/status JSON int
 	curl -fsS --max-time 5 "http://$ip:7102/v1/cluster/status" -o "$stage/status.json" 2>/dev/null
 }
 # registry_ok <service> <voters reachable>: a leader, enough reachable voters,
-# and the four shop services registered and passing.
+# the four shop services and ratelimit registered and passing.
 registry_ok() {
 	local ip
 	registry_status "$1" || return 1
@@ -283,7 +283,7 @@ st, sv, want = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(s
 if not st.get("leader_id"): sys.exit(1)
 if sum(1 for p in st.get("peers", []) if p.get("reachable") and p.get("voter")) < want: sys.exit(1)
 passing = {s["name"]: s.get("passing", 0) for s in sv.get("services", [])}
-sys.exit(0 if all(passing.get(n, 0) >= 1 for n in ("frontend", "users", "orders", "billing")) else 1)
+sys.exit(0 if all(passing.get(n, 0) >= 1 for n in ("frontend", "users", "orders", "billing", "ratelimit")) else 1)
 PY
 }
 leader_service() { # leader_service <registry service>: the compose service of the current leader
@@ -296,7 +296,7 @@ print(next((p["raft_address"].rsplit(":", 1)[0] for p in st.get("peers", []) if 
 }
 if has registry-1 && has registry-2 && has registry-3; then
 	log "waiting for the registry: a leader, 3 voters reachable, the shop passing"
-	wait_for "registry: leader, 3 reachable voters, frontend/users/orders/billing passing" registry_ok registry-1 3
+	wait_for "registry: leader, 3 reachable voters, frontend/users/orders/billing/ratelimit passing" registry_ok registry-1 3
 	log "registry: leader $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["leader_id"])' "$stage/status.json"), catalog: $(python3 -c '
 import json, sys
 print(", ".join("%s (%d passing)" % (s["name"], s.get("passing", 0)) for s in json.load(open(sys.argv[1]))["services"]))' "$stage/services.json")"

@@ -50,7 +50,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/switchyard-mesh/switchyard/proto v0.0.0 // indirect
+	github.com/switchyard-mesh/switchyard/proto v0.0.0
 	github.com/switchyard-mesh/switchyard/services/kit v0.0.0
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/net v0.60.0 // indirect

@@ -152,6 +152,35 @@ func TestDevMesh(t *testing.T) {
 		t.Errorf("meshctl cluster status does not show one leader and two followers:\n%s", out)
 	}
 
+	// ratelimit registered itself, so a RateLimitPolicy reaches it: users'
+	// sidecar asks it about every request and refuses past 10/s.
+	harness.Poll(t, 15*time.Second, func() error {
+		if out := meshctl(t, binDir, work, env, "instances", "-service", "ratelimit"); !regexp.MustCompile(`ratelimit-1\s+127\.0\.0\.1:8081\b.*\bpassing\b`).MatchString(out) {
+			return fmt.Errorf("ratelimit is not registered and passing:\n%s", out)
+		}
+		return nil
+	})
+	meshctl(t, binDir, work, env, "apply", "-f", "deploy/dev/ratelimit.yaml")
+	harness.Poll(t, 20*time.Second, func() error {
+		refused := 0
+		for range 30 {
+			if _, err := getPage(); err != nil {
+				refused++
+			}
+		}
+		if refused == 0 {
+			return errors.New("30 quick pages, none refused: the 10/s global limit on users is not applied yet")
+		}
+		if refused == 30 {
+			return errors.New("30 quick pages, all refused: want the first ones allowed")
+		}
+		return nil
+	})
+	if over := metricSum(t, "http://127.0.0.1:6070/metrics", "switchyard_ratelimit_decisions_total", `result="over_limit"`); over == 0 {
+		t.Errorf("ratelimit counted no over_limit decisions while users' sidecar refused pages")
+	}
+	meshctl(t, binDir, work, env, "delete", "-f", "deploy/dev/ratelimit.yaml")
+
 	// Ctrl-C: the runner stops every process and exits 0.
 	down := time.Now()
 	stopPlan(t, dev, children)
@@ -482,4 +511,25 @@ func stopPlan(t *testing.T, dev *harness.Proc, children []proc) {
 	if left := inGroups(children); len(left) > 0 {
 		t.Errorf("processes left in the runner's children's process groups: %v", left)
 	}
+}
+
+// metricSum adds the samples of one metric whose labels contain match.
+func metricSum(t *testing.T, url, name, match string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, match) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }

@@ -23,6 +23,9 @@ type Config struct {
 	Decision DecisionConfig  `yaml:"decision"`
 	TLS      TLSConfig       `yaml:"tls"`
 	Identity identity.Config `yaml:"identity"`
+	// Registration puts this replica in the registry's catalog, where the
+	// control plane finds the RLS service for the proxies it configures.
+	Registration RegistrationConfig `yaml:"registration"`
 	// GCPercent trades a little memory (the heap is a few MB) for less GC
 	// work per decision; the GOGC environment variable, when set, wins.
 	GCPercent int `yaml:"gc_percent" help:"Go GC target percentage (GOGC) unless the GOGC variable is set"`
@@ -65,6 +68,16 @@ type TLSConfig struct {
 	AllowedClients []string `yaml:"allowed_clients" help:"SPIFFE IDs allowed to call (empty: any ID of the trust domain)"`
 }
 
+// RegistrationConfig is how a replica registers itself.
+type RegistrationConfig struct {
+	RegistryAddr  string        `yaml:"registry_addr" help:"registry gRPC address, or the members comma-separated (empty: do not register)"`
+	AdvertiseAddr string        `yaml:"advertise_addr" help:"host:port proxies dial for RLS (required with registry_addr)"`
+	Service       string        `yaml:"service" help:"catalog service name the control plane looks for"`
+	InstanceID    string        `yaml:"instance_id" help:"this replica's instance ID (default: the host name)"`
+	TTL           time.Duration `yaml:"ttl" help:"heartbeat TTL: the registry marks the replica critical after this without one"`
+	RegistryID    string        `yaml:"registry_id" help:"SPIFFE ID the registry must present"`
+}
+
 // DefaultConfig returns the container defaults: RLS on 8081, admin on 6070,
 // a 25 ms Redis deadline, failing open.
 func DefaultConfig() Config {
@@ -78,7 +91,10 @@ func DefaultConfig() Config {
 			FailuresToDown: 3,
 			ProbeInterval:  250 * time.Millisecond,
 		},
-		TLS:       TLSConfig{Mode: "spiffe"},
+		TLS: TLSConfig{Mode: "spiffe"},
+		Registration: RegistrationConfig{
+			Service: "ratelimit", TTL: 10 * time.Second, RegistryID: "spiffe://switchyard.local/system/registry",
+		},
 		GCPercent: 400,
 	}
 }
@@ -142,6 +158,23 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, config.Errorf("tls.mode", "want spiffe or insecure, got %q", c.TLS.Mode))
+	}
+	if r := c.Registration; r.RegistryAddr != "" {
+		if c.TLS.Mode != "spiffe" {
+			errs = append(errs, config.Errorf("registration.registry_addr", "needs tls.mode spiffe: the registry is called over mTLS"))
+		}
+		if host, port, err := net.SplitHostPort(r.AdvertiseAddr); err != nil || host == "" || port == "0" {
+			errs = append(errs, config.Errorf("registration.advertise_addr", "want the host:port proxies dial, got %q", r.AdvertiseAddr))
+		}
+		if r.Service == "" {
+			errs = append(errs, config.Errorf("registration.service", "required"))
+		}
+		if r.TTL < time.Second {
+			errs = append(errs, config.Errorf("registration.ttl", "must be at least 1s, got %s", r.TTL))
+		}
+		if _, err := identity.ParseIDs("registration.registry_id", []string{r.RegistryID}); err != nil {
+			errs = append(errs, config.Errorf("registration.registry_id", "%v", err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -35,6 +35,18 @@ func TestValidate(t *testing.T) {
 		}, `tls.allowed_clients: tls.allowed_clients[0]: "gateway" is not a SPIFFE ID`},
 		{"grpc addr", func(c *Config) { c.GRPC.Addr = "8081" }, `grpc.addr: want host:port, got "8081"`},
 		{"gc", func(c *Config) { c.GCPercent = -1 }, "gc_percent: must not be negative"},
+		{"registration needs mTLS", func(c *Config) {
+			c.Registration.RegistryAddr = "registry:7100"
+			c.Registration.AdvertiseAddr = "ratelimit:8081"
+		}, "registration.registry_addr: needs tls.mode spiffe"},
+		{"registration needs an advertise address", func(c *Config) {
+			c.Registration.RegistryAddr = "registry:7100"
+			c.Registration.AdvertiseAddr = ":8081"
+		}, `registration.advertise_addr: want the host:port proxies dial, got ":8081"`},
+		{"registration ttl", func(c *Config) {
+			c.Registration.RegistryAddr = "registry:7100"
+			c.Registration.TTL = 0
+		}, "registration.ttl: must be at least 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

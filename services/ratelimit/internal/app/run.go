@@ -3,15 +3,22 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"google.golang.org/grpc/credentials"
 
+	registryv1 "github.com/switchyard-mesh/switchyard/proto/switchyard/registry/v1"
+	"github.com/switchyard-mesh/switchyard/services/kit/grpcx"
 	"github.com/switchyard-mesh/switchyard/services/kit/identity"
+	"github.com/switchyard-mesh/switchyard/services/kit/registration"
 	"github.com/switchyard-mesh/switchyard/services/kit/run"
 	"github.com/switchyard-mesh/switchyard/services/kit/service"
 	"github.com/switchyard-mesh/switchyard/services/ratelimit/internal/debugapi"
@@ -99,6 +106,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		creds = credentials.NewTLS(src.ServerTLSConfigWith(authz))
 		tasks = append(tasks, src.Run)
+		if cfg.Registration.RegistryAddr != "" {
+			task, closeConn, err := registrationTask(cfg, src, log)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			tasks = append(tasks, task)
+		}
 	} else {
 		log.Warn("RLS gRPC is plaintext (tls.mode insecure); use only for local tests")
 	}
@@ -114,4 +129,33 @@ func Run(ctx context.Context, cfg Config) error {
 	b.Admin.AddReadiness("store", d.Healthy)
 	debugapi.Register(b.Admin.Handle, d)
 	return b.Run(ctx, append(tasks, srv.Serve(ln, cfg.GRPC.Drain))...)
+}
+
+// registrationTask keeps this replica registered (TTL heartbeats,
+// deregistered on shutdown) so the control plane can route proxies to it.
+func registrationTask(cfg Config, src *identity.Source, log *slog.Logger) (run.Task, func(), error) {
+	r := cfg.Registration
+	registryID, err := spiffeid.FromString(r.RegistryID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("registration.registry_id: %w", err)
+	}
+	conn, err := grpcx.Dial(r.RegistryAddr, src.ClientCredentials(registryID))
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial registry %s: %w", r.RegistryAddr, err)
+	}
+	id := r.InstanceID
+	if id == "" {
+		if id, err = os.Hostname(); err != nil {
+			_ = conn.Close()
+			return nil, nil, fmt.Errorf("registration.instance_id: not set and no host name: %w", err)
+		}
+	}
+	host, portText, _ := net.SplitHostPort(r.AdvertiseAddr)
+	port, _ := strconv.ParseUint(portText, 10, 16)
+	reg := registration.New(registration.Config{
+		Client: registryv1.NewRegistryServiceClient(conn), TTL: r.TTL, Log: log,
+		Instance: &registryv1.Instance{Service: r.Service, Id: id, Address: host, Port: uint32(port),
+			Metadata: map[string]string{"spiffe_id": src.ID().String(), "protocol": "grpc"}},
+	})
+	return reg.Run, func() { _ = conn.Close() }, nil
 }
