@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,7 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/switchyard-mesh/switchyard/test/harness"
+	"github.com/switchyard-mesh/switchyard/test/meshtest"
 )
 
 func init() { exercisers["controlplane"] = exerciseControlPlane }
@@ -26,37 +24,13 @@ func init() { exercisers["controlplane"] = exerciseControlPlane }
 // instance and ACKs the resulting EDS push, so connection, push, push
 // latency and build metrics have samples.
 func exerciseControlPlane(t testing.TB) []string {
-	dir := t.TempDir()
-	ids := map[string]string{
-		"spiffe://switchyard.local/system/registry":     "contract-registry-0123456789",
-		"spiffe://switchyard.local/system/controlplane": "contract-controlplane-0123456789",
-	}
-	cfg := fmt.Sprintf("data_dir: %s\njoin_tokens:\n", filepath.Join(dir, "ca"))
-	for id, tok := range ids {
-		cfg += fmt.Sprintf("  - {token: %s, spiffe_id: %s}\n", tok, id)
-	}
-	cfgPath := filepath.Join(dir, "ca.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	caAddr, caAdmin := harness.FreeAddr(t), harness.FreeAddr(t)
-	bundle := filepath.Join(dir, "ca", "bundle.pem")
-	harness.Start(t, harness.Process{Name: "ca", Binary: harness.Binary(t, "ca"),
-		Args: []string{"-config", cfgPath, "-grpc_addr", caAddr, "-admin.addr", caAdmin}, ReadyURL: "http://" + caAdmin + "/readyz"})
-	idArgs := func(id string) []string {
-		return []string{"-identity.ca_addr", caAddr, "-identity.join_token", ids[id], "-identity.spiffe_id", id, "-identity.trust_bundle_file", bundle}
-	}
-	regGRPC, regAdmin, raft := harness.FreeAddr(t), harness.FreeAddr(t), harness.FreeAddr(t)
-	harness.Start(t, harness.Process{Name: "registry", Binary: harness.Binary(t, "registry"),
-		Args: append([]string{"-node_id", "r1", "-data_dir", filepath.Join(dir, "registry"), "-grpc.addr", regGRPC,
-			"-raft.addr", raft, "-raft.bootstrap", "r1=" + raft, "-admin.addr", regAdmin},
-			idArgs("spiffe://switchyard.local/system/registry")...),
-		ReadyURL: "http://" + regAdmin + "/readyz"})
-	xdsAddr, cpAdmin := harness.FreeAddr(t), harness.FreeAddr(t)
-	harness.Start(t, harness.Process{Name: "controlplane", Binary: harness.Binary(t, "controlplane"),
-		Args: append([]string{"-xds_addr", xdsAddr, "-admin.addr", cpAdmin, "-registry_addr", regGRPC, "-xds_plaintext", "-debounce", "10ms"},
-			idArgs("spiffe://switchyard.local/system/controlplane")...),
-		ReadyURL: "http://" + cpAdmin + "/readyz"})
+	m := meshtest.StartCA(t, map[string]string{
+		meshtest.RegistryID:     "contract-registry-0123456789",
+		meshtest.ControlPlaneID: "contract-controlplane-0123456789",
+	})
+	m.StartRegistry(t)
+	m.StartControlPlane(t, "-xds_plaintext", "-debounce", "10ms")
+	xdsAddr, cpAdmin, regAdmin := m.XDSAddr, m.ControlPlaneAdmin, m.RegistryAdmin
 
 	conn, err := grpc.NewClient(xdsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

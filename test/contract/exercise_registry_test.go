@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard-mesh/switchyard/test/harness"
+	"github.com/switchyard-mesh/switchyard/test/meshtest"
 )
 
 func init() { exercisers["registry"] = exerciseRegistry }
@@ -23,31 +23,13 @@ func init() { exercisers["registry"] = exerciseRegistry }
 // one with an active HTTP check, and reads the catalog over gRPC through
 // meshctl, so the health, probe and gRPC server metrics have samples.
 func exerciseRegistry(t testing.TB) []string {
-	dir := t.TempDir()
-	const (
-		registryID    = "spiffe://switchyard.local/system/registry"
-		meshctlID     = "spiffe://switchyard.local/system/meshctl"
-		registryToken = "contract-registry-only-0123456789"
-		meshctlToken  = "contract-meshctl-0123456789"
-	)
-	cfg := fmt.Sprintf("data_dir: %s\njoin_tokens:\n  - {token: %s, spiffe_id: %s}\n  - {token: %s, spiffe_id: %s}\n",
-		filepath.Join(dir, "ca"), registryToken, registryID, meshctlToken, meshctlID)
-	cfgPath := filepath.Join(dir, "ca.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	caAddr, caAdmin := harness.FreeAddr(t), harness.FreeAddr(t)
-	bundle := filepath.Join(dir, "ca", "bundle.pem")
-	harness.Start(t, harness.Process{Name: "ca", Binary: harness.Binary(t, "ca"),
-		Args: []string{"-config", cfgPath, "-grpc_addr", caAddr, "-admin.addr", caAdmin}, ReadyURL: "http://" + caAdmin + "/readyz"})
-
-	grpcAddr, admin, raft := harness.FreeAddr(t), harness.FreeAddr(t), harness.FreeAddr(t)
-	harness.Start(t, harness.Process{Name: "registry", Binary: harness.Binary(t, "registry"),
-		Args: []string{"-node_id", "r1", "-data_dir", filepath.Join(dir, "registry"), "-grpc.addr", grpcAddr,
-			"-raft.addr", raft, "-raft.bootstrap", "r1=" + raft, "-admin.addr", admin,
-			"-identity.ca_addr", caAddr, "-identity.join_token", registryToken,
-			"-identity.spiffe_id", registryID, "-identity.trust_bundle_file", bundle},
-		ReadyURL: "http://" + admin + "/readyz"})
+	const meshctlToken = "contract-meshctl-0123456789"
+	m := meshtest.StartCA(t, map[string]string{
+		meshtest.RegistryID: "contract-registry-only-0123456789",
+		meshtest.MeshctlID:  meshctlToken,
+	})
+	m.StartRegistry(t)
+	admin, grpcAddr := m.RegistryAdmin, m.RegistryGRPC
 
 	register := func(body string) {
 		resp, err := http.Post("http://"+admin+"/v1/register", "application/json", bytes.NewReader([]byte(body)))
@@ -69,8 +51,8 @@ func exerciseRegistry(t testing.TB) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, harness.Binary(t, "meshctl"), "services")
-	cmd.Env = append(os.Environ(), "SWITCHYARD_REGISTRY="+grpcAddr, "SWITCHYARD_CA_ADDR="+caAddr,
-		"SWITCHYARD_JOIN_TOKEN="+meshctlToken, "SWITCHYARD_TRUST_BUNDLE="+bundle)
+	cmd.Env = append(os.Environ(), "SWITCHYARD_REGISTRY="+grpcAddr, "SWITCHYARD_CA_ADDR="+m.CAAddr,
+		"SWITCHYARD_JOIN_TOKEN="+meshctlToken, "SWITCHYARD_TRUST_BUNDLE="+m.Bundle)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("meshctl services: %v\n%s", err, out)
 	}

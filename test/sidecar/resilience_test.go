@@ -57,7 +57,7 @@ func TestResilienceThroughTheMesh(t *testing.T) {
 		w.WriteHeader(500)
 	})))
 	frontend := m.startSidecar(t, "frontend", "frontend-1", 0)
-	m.apply(t, `kind: ServiceDefaults
+	m.Apply(t, `kind: ServiceDefaults
 name: orders
 spec:
   retries: {attempts: 3, retry_on: [5xx], backoff: {base_interval: 1ms}, budget: {percent: 20, min_retry_concurrency: 1}}
@@ -189,7 +189,7 @@ spec:
 			}
 			return nil
 		})
-		m.apply(t, `kind: HTTPRoute
+		m.Apply(t, `kind: HTTPRoute
 name: orders
 spec:
   service: orders

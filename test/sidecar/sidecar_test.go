@@ -55,7 +55,7 @@ func hosts(t *testing.T, admin, cluster string) int {
 func TestSidecarMesh(t *testing.T) {
 	m := startMesh(t)
 	var users []*sidecarProc
-	socket := filepath.Join(m.dir, "workload.sock")
+	socket := filepath.Join(m.Dir, "workload.sock")
 	for i := 1; i <= 3; i++ {
 		extra := []string{"-registration.tags", "v1"}
 		if i == 3 {
@@ -95,7 +95,7 @@ func TestSidecarMesh(t *testing.T) {
 	})
 
 	t.Run("AuthorizationPolicy denying billing: 403 for billing, frontend passes", func(t *testing.T) {
-		m.apply(t, `kind: AuthorizationPolicy
+		m.Apply(t, `kind: AuthorizationPolicy
 name: no-billing-to-users
 spec:
   service: users
@@ -146,7 +146,7 @@ spec:
 	})
 
 	t.Run("HTTPRoute 90/10 split over 2,000 requests within the binomial 99.9% interval", func(t *testing.T) {
-		m.apply(t, `kind: HTTPRoute
+		m.Apply(t, `kind: HTTPRoute
 name: users-canary
 spec:
   service: users
@@ -182,7 +182,7 @@ spec:
 	})
 
 	t.Run("a replica killed mid-load is ejected", func(t *testing.T) {
-		m.apply(t, `kind: ServiceDefaults
+		m.Apply(t, `kind: ServiceDefaults
 name: users
 spec:
   retries: {attempts: 2, retry_on: [connect-failure]}
@@ -215,7 +215,7 @@ spec:
 	})
 
 	t.Run("control plane killed: traffic keeps flowing", func(t *testing.T) {
-		m.cp.Kill()
+		m.ControlPlane.Kill()
 		time.Sleep(300 * time.Millisecond)
 		for range 30 {
 			if code, body, _, err := call(frontend.outbound, "users", "/"); err != nil || code != 200 {

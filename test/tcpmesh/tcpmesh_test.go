@@ -26,7 +26,7 @@ import (
 func TestTCPServiceThroughSidecars(t *testing.T) {
 	m := startMesh(t)
 	port := outboundPort(t)
-	m.apply(t, fmt.Sprintf("kind: ServiceDefaults\nname: echo\nspec: {protocol: tcp, outbound_port: %d}\n", port))
+	m.Apply(t, fmt.Sprintf("kind: ServiceDefaults\nname: echo\nspec: {protocol: tcp, outbound_port: %d}\n", port))
 
 	backends := []*sidecarProc{
 		m.startSidecar(t, "echo", "echo-1", startEcho(t, "echo-1")),
@@ -88,7 +88,7 @@ func TestTCPServiceThroughSidecars(t *testing.T) {
 	})
 
 	t.Run("a DENY policy for the caller closes its connections", func(t *testing.T) {
-		m.apply(t, `
+		m.Apply(t, `
 kind: AuthorizationPolicy
 name: echo-no-client
 spec:
@@ -118,7 +118,7 @@ spec:
 	})
 
 	t.Run("an ALLOW policy that does not admit the caller removes its listener", func(t *testing.T) {
-		m.apply(t, `
+		m.Apply(t, `
 kind: AuthorizationPolicy
 name: echo-only-ops
 spec:
