@@ -113,12 +113,8 @@ func Start(cfg Config, stream raft.StreamLayer, store *catalog.Store) (*Node, er
 		return nil, fmt.Errorf("raft data dir %s: %w", cfg.DataDir, err)
 	}
 	hlog := hclog.FromStandardLogger(slog.NewLogLogger(cfg.Log.Handler(), slog.LevelInfo), &hclog.LoggerOptions{Name: "raft", Level: hclog.Info})
-	// raft-wal v0.4.0's Close leaves its meta database open (and flocked);
-	// owning it lets Shutdown close it, so a node restarts in-process.
-	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithMetaStore(meta), wal.WithLogger(hlog.Named("wal")))
+	w, meta, err := openLog(filepath.Join(cfg.DataDir, "wal"), hlog.Named("wal"))
 	if err != nil {
-		_ = meta.Close()
 		return nil, fmt.Errorf("open raft log in %s: %w", cfg.DataDir, err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
@@ -535,4 +531,20 @@ func (v *verifier) loop() {
 		r.err = v.raft.VerifyLeader().Error()
 		close(r.done)
 	}
+}
+
+// openLog opens the Raft log and stable store. raft-wal must be v0.4.1 or
+// later: v0.4.0 marked the tail segment sealed without writing its index
+// when Raft truncated a conflicting suffix (a follower after a leader
+// change), and the node then panicked on every restart (raft-wal #31).
+// raft-wal's Close leaves its meta database open (and flocked); owning it
+// lets Shutdown close it, so a node restarts in-process.
+func openLog(dir string, log hclog.Logger) (*wal.WAL, *metadb.BoltMetaDB, error) {
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithLogger(log))
+	if err != nil {
+		_ = meta.Close()
+		return nil, nil, err
+	}
+	return w, meta, nil
 }
