@@ -173,10 +173,15 @@ func TestRegistryClusterEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(out, "orders") || !strings.Contains(out, "users") {
 		t.Fatalf("meshctl services: %v\n%s", err, out)
 	}
-	out, err = m.meshctl(t, others[0], "cluster", "status")
-	if err != nil || !strings.Contains(out, "leader "+leader.id) || strings.Contains(out, "unreachable") {
-		t.Fatalf("meshctl cluster status: %v\n%s", err, out)
-	}
+	// Each node announces its API address through Raft shortly after it
+	// starts; until then the status names it unreachable.
+	harness.Poll(t, 10*time.Second, func() error {
+		out, err = m.meshctl(t, others[0], "cluster", "status")
+		if err != nil || !strings.Contains(out, "leader "+leader.id) || strings.Contains(out, "unreachable") {
+			return fmt.Errorf("meshctl cluster status: %v\n%s", err, out)
+		}
+		return nil
+	})
 	t.Logf("meshctl cluster status:\n%s", out)
 
 	// kill -9 the leader while writing through the others: measure until
