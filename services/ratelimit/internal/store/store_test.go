@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -254,7 +255,7 @@ func TestRedisDecideByDeadline(t *testing.T) {
 	check := func(user string) []quota.Check {
 		return []quota.Check{{Key: quota.KeyFor("d", []limits.Entry{{Key: "u", Value: user}}, 0, l, now), Limit: l, Hits: 1}}
 	}
-	if err := r.client.Do(ctx, "CLIENT", "PAUSE", "300", "ALL").Err(); err != nil {
+	if err := r.client.Do(ctx, "CLIENT", "PAUSE", "2000", "ALL").Err(); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -264,16 +265,22 @@ func TestRedisDecideByDeadline(t *testing.T) {
 			defer wg.Done()
 			start := time.Now()
 			_, err := r.DecideBy(ctx, start.Add(30*time.Millisecond), now, check(fmt.Sprint("stalled-", i)), true)
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("stalled decision: err = %v, want deadline exceeded", err)
+			// The store's own deadline or, on a loaded machine, the
+			// client's socket timeout may fire first; either way the
+			// caller gets a timeout, in time.
+			var netErr net.Error
+			if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &netErr) && netErr.Timeout()) {
+				t.Errorf("stalled decision: err = %v, want a timeout", err)
 			}
-			if took := time.Since(start); took > 150*time.Millisecond {
+			// Redis is paused for 2 s: well under that is the deadline
+			// working, even on a loaded machine.
+			if took := time.Since(start); took > time.Second {
 				t.Errorf("stalled decision took %s with a 30ms deadline", took)
 			}
 		}()
 	}
 	wg.Wait()
-	time.Sleep(400 * time.Millisecond) // the pause ends; late replies drain
+	time.Sleep(2100 * time.Millisecond) // the pause ends; late replies drain
 	for i := range 50 {
 		user := fmt.Sprint("after-", i)
 		for want := int64(99); want >= 97; want-- {
