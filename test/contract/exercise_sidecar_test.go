@@ -5,12 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/switchyard-mesh/switchyard/test/harness"
+	"github.com/switchyard-mesh/switchyard/test/meshtest"
 )
 
 func init() { exercisers["sidecar"] = exerciseSidecar }
@@ -20,40 +19,17 @@ func init() { exercisers["sidecar"] = exerciseSidecar }
 // sidecar), then sends requests frontend → users over mTLS so the proxy's
 // downstream, upstream and xDS series have samples.
 func exerciseSidecar(t testing.TB) []string {
-	dir := t.TempDir()
-	users, frontend := "spiffe://switchyard.local/ns/default/sa/users", "spiffe://switchyard.local/ns/default/sa/frontend"
-	ids := map[string]string{
-		"spiffe://switchyard.local/system/registry":     "contract-sc-registry-0123456789",
-		"spiffe://switchyard.local/system/controlplane": "contract-sc-controlplane-0123456789",
-		users:    "contract-sc-users-0123456789",
-		frontend: "contract-sc-frontend-0123456789",
-	}
-	cfg := fmt.Sprintf("data_dir: %s\njoin_tokens:\n", filepath.Join(dir, "ca"))
-	for id, tok := range ids {
-		cfg += fmt.Sprintf("  - {token: %s, spiffe_id: %s}\n", tok, id)
-	}
-	cfgPath := filepath.Join(dir, "ca.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	caAddr, caAdmin := harness.FreeAddr(t), harness.FreeAddr(t)
-	bundle := filepath.Join(dir, "ca", "bundle.pem")
-	harness.Start(t, harness.Process{Name: "ca", Binary: harness.Binary(t, "ca"),
-		Args: []string{"-config", cfgPath, "-grpc_addr", caAddr, "-admin.addr", caAdmin}, ReadyURL: "http://" + caAdmin + "/readyz"})
-	idArgs := func(id string) []string {
-		return []string{"-identity.ca_addr", caAddr, "-identity.join_token", ids[id], "-identity.spiffe_id", id, "-identity.trust_bundle_file", bundle}
-	}
-	regGRPC, regAdmin, raft := harness.FreeAddr(t), harness.FreeAddr(t), harness.FreeAddr(t)
-	harness.Start(t, harness.Process{Name: "registry", Binary: harness.Binary(t, "registry"),
-		Args: append([]string{"-node_id", "r1", "-data_dir", filepath.Join(dir, "registry"), "-grpc.addr", regGRPC,
-			"-raft.addr", raft, "-raft.bootstrap", "r1=" + raft, "-admin.addr", regAdmin},
-			idArgs("spiffe://switchyard.local/system/registry")...),
-		ReadyURL: "http://" + regAdmin + "/readyz"})
-	xdsAddr, cpAdmin := harness.FreeAddr(t), harness.FreeAddr(t)
-	harness.Start(t, harness.Process{Name: "controlplane", Binary: harness.Binary(t, "controlplane"),
-		Args: append([]string{"-xds_addr", xdsAddr, "-admin.addr", cpAdmin, "-registry_addr", regGRPC, "-debounce", "10ms"},
-			idArgs("spiffe://switchyard.local/system/controlplane")...),
-		ReadyURL: "http://" + cpAdmin + "/readyz"})
+	users, frontend := meshtest.WorkloadID("users"), meshtest.WorkloadID("frontend")
+	m := meshtest.StartCA(t, map[string]string{
+		meshtest.RegistryID:     "contract-sc-registry-0123456789",
+		meshtest.ControlPlaneID: "contract-sc-controlplane-0123456789",
+		users:                   "contract-sc-users-0123456789",
+		frontend:                "contract-sc-frontend-0123456789",
+	})
+	m.StartRegistry(t)
+	m.StartControlPlane(t, "-debounce", "10ms")
+	xdsAddr, regGRPC := m.XDSAddr, m.RegistryGRPC
+	idArgs := m.IdentityArgs
 
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
