@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -36,6 +37,13 @@ type ServerOptions struct {
 	// Creds secures the server. Nil means plaintext, which only tests and
 	// loopback-only listeners should use.
 	Creds credentials.TransportCredentials
+	// TracePropagatedOnly records server spans only for unary calls that
+	// arrive with a W3C traceparent, through an interceptor, instead of
+	// otelgrpc's stats handler on every call. For services answering tens of
+	// thousands of tiny calls a second (ratelimit), where the handler's
+	// per-call metadata copy and per-message events cost more than the call
+	// itself; a caller that traces still gets its child span.
+	TracePropagatedOnly bool
 }
 
 // Server is a gRPC server with its health service exposed, so a binary can
@@ -49,14 +57,17 @@ type Server struct {
 // keepalive configured. Register services on it, then run Serve.
 func NewServer(o ServerOptions, extra ...grpc.ServerOption) *Server {
 	unary, stream := telemetry.GRPCServerMetrics(o.Registerer, o.Binary)
-	opts := []grpc.ServerOption{
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
-		grpc.ChainUnaryInterceptor(unary),
-		grpc.ChainStreamInterceptor(stream),
+	opts := []grpc.ServerOption{grpc.ChainStreamInterceptor(stream)}
+	if o.TracePropagatedOnly {
+		opts = append(opts, grpc.ChainUnaryInterceptor(unary, tracePropagated(otel.Tracer("github.com/switchyard-mesh/switchyard/services/kit/grpcx"))))
+	} else {
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler()), grpc.ChainUnaryInterceptor(unary))
+	}
+	opts = append(opts,
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		// Clients ping every 20 s on idle streams (see Dial); allow it.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
+	)
 	if o.Creds != nil {
 		opts = append(opts, grpc.Creds(o.Creds))
 	}

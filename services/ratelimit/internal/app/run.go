@@ -11,8 +11,10 @@ import (
 	"time"
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	registryv1 "github.com/switchyard-mesh/switchyard/proto/switchyard/registry/v1"
@@ -118,7 +120,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("RLS gRPC is plaintext (tls.mode insecure); use only for local tests")
 	}
 
-	srv := newGRPCServer(b.Metrics, creds)
+	srv := newRLSServer(b.Metrics, creds)
 	rlsv3.RegisterRateLimitServiceServer(srv.Server, rls.New(d))
 	ln, err := run.Listen("grpc.addr", cfg.GRPC.Addr)
 	if err != nil {
@@ -158,4 +160,19 @@ func registrationTask(cfg Config, src *identity.Source, log *slog.Logger) (run.T
 			Metadata: map[string]string{"spiffe_id": src.ID().String(), "protocol": "grpc"}},
 	})
 	return reg.Run, func() { _ = conn.Close() }, nil
+}
+
+// streamWorkers is how many goroutines serve RLS calls. Each call runs on a
+// worker whose stack has already grown, rather than on a new goroutine
+// that grows its stack again; it is sized for the concurrent calls of a
+// busy gateway (a call waits on Redis for most of its life), and calls
+// beyond it still get a goroutine of their own.
+const streamWorkers = 128
+
+// newRLSServer is kit's gRPC server tuned for tens of thousands of tiny
+// calls a second: spans only for calls that arrive traced, and stream
+// workers.
+func newRLSServer(reg prometheus.Registerer, creds credentials.TransportCredentials) *grpcx.Server {
+	return grpcx.NewServer(grpcx.ServerOptions{Binary: "ratelimit", Registerer: reg, Creds: creds, TracePropagatedOnly: true},
+		grpc.NumStreamWorkers(streamWorkers))
 }

@@ -1,4 +1,4 @@
-package app
+package grpcx
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-func TestTraceIncomingOnlyTracedCalls(t *testing.T) {
+func TestTracePropagatedOnlyTracedCalls(t *testing.T) {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	intercept := traceIncoming(tp.Tracer("test"))
+	intercept := tracePropagated(tp.Tracer("test"))
 	info := &grpc.UnaryServerInfo{FullMethod: "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"}
 	handler := func(context.Context, any) (any, error) { return "ok", nil }
 
