@@ -103,16 +103,19 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 				}
 			}
 			var cpu0 [2]float64
+			var cs0 [2]int
 			for i, pid := range tg.pids {
 				if pid != 0 {
-					cpu0[i] = treeCPUSeconds(t, pid)
+					cpu0[i], cs0[i] = treeUsage(t, pid)
 				}
 			}
 			lat, errs := constantLoad(tg.url, tg.host, rps, time.Duration(secs)*time.Second)
 			r := benchRun{errs: errs, p50: quantile(lat, 0.5), p90: quantile(lat, 0.9), p99: quantile(lat, 0.99), p999: quantile(lat, 0.999)}
 			for i, pid := range tg.pids {
 				if pid != 0 {
-					r.cpu[i] = (treeCPUSeconds(t, pid) - cpu0[i]) / float64(secs) * 1000 / rps
+					cpu, cs := treeUsage(t, pid)
+					r.cpu[i] = (cpu - cpu0[i]) / float64(secs) * 1000 / rps
+					r.switches[i] = float64(cs-cs0[i]) / float64(secs*rps)
 				}
 			}
 			tg.runs = append(tg.runs, r)
@@ -124,7 +127,7 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	var report strings.Builder
 	fmt.Fprintf(&report, "constant %d rps, 1 KB responses, %ds per target per round, %d interleaved rounds, load generator on the same host\n", rps, secs, rounds)
 	fmt.Fprintf(&report, "load average before: %s, after: %s\n", load0, load1)
-	fmt.Fprintf(&report, "%-22s %-6s %9s %9s %9s %9s %6s %10s %10s %12s\n", "target", "round", "p50", "p90", "p99", "p99.9", "errors", "added p50", "added p99", "vCPU/1k rps")
+	fmt.Fprintf(&report, "%-22s %-6s %9s %9s %9s %9s %6s %10s %10s %12s %12s\n", "target", "round", "p50", "p90", "p99", "p99.9", "errors", "added p50", "added p99", "vCPU/1k rps", "switches/req")
 	direct := targets[0]
 	for _, tg := range targets {
 		rows := append([]benchRun(nil), tg.runs...)
@@ -137,12 +140,12 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 			}
 			line := fmt.Sprintf("%-22s %-6s %9s %9s %9s %9s %6d", tg.name, label, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.p999), r.errs)
 			if tg != direct {
-				line += fmt.Sprintf(" %10s %10s   %.3f/%.3f", "+"+ms(r.p50-base.p50), "+"+ms(r.p99-base.p99), r.cpu[0], r.cpu[1])
+				line += fmt.Sprintf(" %10s %10s   %.3f/%.3f   %.1f/%.1f", "+"+ms(r.p50-base.p50), "+"+ms(r.p99-base.p99), r.cpu[0], r.cpu[1], r.switches[0], r.switches[1])
 			}
 			fmt.Fprintln(&report, line)
 		}
 	}
-	fmt.Fprintf(&report, "(added = minus direct in the same round; vCPU per 1,000 rps: client-side/server-side proxy)\n")
+	fmt.Fprintf(&report, "(added = minus direct in the same round; vCPU per 1,000 rps and OS context switches per request: client-side/server-side proxy)\n")
 	fmt.Fprintf(&report, "RSS after the run: client sidecar %s, server sidecar %s\n", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
 	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
 	for _, tg := range targets {
@@ -177,6 +180,7 @@ type benchRun struct {
 	p50, p90, p99, p999 time.Duration
 	errs                int
 	cpu                 [2]float64 // vCPU per 1,000 rps of the client- and server-side proxy
+	switches            [2]float64 // OS context switches per request of each proxy
 }
 
 // medianRun takes the median of each figure over the rounds separately.
@@ -203,6 +207,8 @@ func medianRun(runs []benchRun) benchRun {
 	m.errs = int(med(func(r benchRun) float64 { return float64(r.errs) }))
 	m.cpu[0] = med(func(r benchRun) float64 { return r.cpu[0] })
 	m.cpu[1] = med(func(r benchRun) float64 { return r.cpu[1] })
+	m.switches[0] = med(func(r benchRun) float64 { return r.switches[0] })
+	m.switches[1] = med(func(r benchRun) float64 { return r.switches[1] })
 	return m
 }
 
@@ -307,14 +313,15 @@ func closedLoop(target, host string, workers int, d time.Duration) float64 {
 	return float64(done.Load()) / d.Seconds()
 }
 
-// treeCPUSeconds is the user+system CPU time of pid and its direct
-// children (nginx workers) from /proc.
-func treeCPUSeconds(t *testing.T, pid int) float64 {
+// treeUsage is the CPU time (utime+stime) and the OS context switches
+// (voluntary and not, over every thread) of pid and its direct children
+// (nginx workers), from /proc: on a VM a sleep/wake-up pair costs more
+// than most of the work of a request.
+func treeUsage(t *testing.T, pid int) (cpuSeconds float64, switches int) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var total float64
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -331,9 +338,19 @@ func treeCPUSeconds(t *testing.T, pid int) float64 {
 		}
 		utime, _ := strconv.ParseFloat(f[11], 64)
 		stime, _ := strconv.ParseFloat(f[12], 64)
-		total += (utime + stime) / 100 // USER_HZ
+		cpuSeconds += (utime + stime) / 100 // USER_HZ
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+		for _, task := range tasks {
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", p, task.Name()))
+			for _, l := range strings.Split(string(st), "\n") {
+				if k, v, ok := strings.Cut(l, ":"); ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+					n, _ := strconv.Atoi(strings.TrimSpace(v))
+					switches += n
+				}
+			}
+		}
 	}
-	return total
+	return cpuSeconds, switches
 }
 
 // rss is a process's resident set, split into anonymous memory (heap,

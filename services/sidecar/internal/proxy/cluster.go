@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
+	"github.com/switchyard-mesh/switchyard/services/kit/rawconn"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/breaker"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/outlier"
@@ -66,7 +67,7 @@ func newCluster(cfg xds.ClusterConfig, id Identity, m *metrics, now func() time.
 				m.upstreamOverflow.WithLabelValues(cfg.Name, string(breaker.Connections)).Inc()
 				return nil, errConnOverflow
 			}
-			conn, err := dialer.DialContext(ctx, network, addr)
+			conn, err := rawconn.DialContext(ctx, dialer, network, addr)
 			if err != nil {
 				release()
 				return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
+	"github.com/switchyard-mesh/switchyard/services/kit/rawconn"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds"
 )
 
@@ -93,10 +94,11 @@ func (p *Proxy) startListener(lc xds.ListenerConfig) (*listener, error) {
 	if lc.TLS != nil && p.cfg.Identity == nil {
 		return nil, errors.New("listener needs TLS but the sidecar has no identity")
 	}
-	ln, err := net.Listen("tcp", addr)
+	tcpLn, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	ln := rawconn.Listener{Listener: tcpLn}
 	l := &listener{name: lc.Name, addr: addr, ln: ln, port: port(ln.Addr()), stopped: make(chan struct{})}
 	l.m = p.m.initListener(lc.Name, lc.HTTP == nil)
 	l.cfg.Store(&lc)
