@@ -93,6 +93,22 @@ func buildCluster(name string, sd *configv1.ServiceDefaults, mtlsSAN string, htt
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
 			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(opts),
 		}
+	} else if mtlsSAN != "" && sd.GetProtocol() != "tcp" {
+		// Between sidecars an HTTP service's requests keep the version they
+		// arrived in (Istio's default, h2UpgradePolicy DO_NOT_UPGRADE): gRPC
+		// and h2 callers get h2, HTTP/1.1 callers HTTP/1.1 over mTLS, which
+		// costs a Go proxy about a fifth less CPU per request than h2.
+		opts := &httpoptsv3.HttpProtocolOptions{
+			UpstreamProtocolOptions: &httpoptsv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
+				UseDownstreamProtocolConfig: &httpoptsv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+					HttpProtocolOptions:  &corev3.Http1ProtocolOptions{},
+					Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+				},
+			},
+		}
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(opts),
+		}
 	}
 	if mtlsSAN != "" {
 		c.TransportSocket = upstreamTLS(mtlsSAN)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard-mesh/switchyard/services/kit/rawconn"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/breaker"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/h1"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/outlier"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/retry"
@@ -31,7 +32,9 @@ type cluster struct {
 	breaker   *breaker.Breaker
 	budget    *retry.Budget // nil: no budget
 	outlier   *outlier.Detector
-	transport *http.Transport
+	h1        *h1.Transport   // HTTP/1.1 requests
+	h2        *http.Transport // h2 (or h2c) requests
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 	dialTLS   *tls.Config // nil: plaintext
 	noTLS     bool        // the cluster needs mTLS but there is no identity: refuse, never downgrade
 	m         *metrics
@@ -60,44 +63,54 @@ func newCluster(cfg xds.ClusterConfig, id Identity, m *metrics, now func() time.
 		c.outlier = outlier.New(*cfg.Outlier, now)
 	}
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		release, ok := c.breaker.TryAcquire(breaker.Connections)
+		if !ok {
+			m.upstreamOverflow.WithLabelValues(cfg.Name, string(breaker.Connections)).Inc()
+			return nil, errConnOverflow
+		}
+		conn, err := rawconn.DialContext(ctx, dialer, network, addr)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		return &countedConn{Conn: conn, release: release}, nil
+	}
+	c.dial = dial
+	c.h1 = &h1.Transport{DialContext: dial, MaxIdlePerHost: 256, IdleTimeout: 90 * time.Second}
 	t := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			release, ok := c.breaker.TryAcquire(breaker.Connections)
-			if !ok {
-				m.upstreamOverflow.WithLabelValues(cfg.Name, string(breaker.Connections)).Inc()
-				return nil, errConnOverflow
-			}
-			conn, err := rawconn.DialContext(ctx, dialer, network, addr)
-			if err != nil {
-				release()
-				return nil, err
-			}
-			return &countedConn{Conn: conn, release: release}, nil
-		},
+		DialContext:         dial,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true, // pass the app's Accept-Encoding through untouched
 		TLSHandshakeTimeout: cfg.ConnectTimeout,
+		Protocols:           new(http.Protocols),
 	}
 	if cfg.TLS != nil && id != nil {
 		c.dialTLS = id.ClientTLSConfigWith(peerAuthorizer(cfg.TLS.PeerIDs))
 		c.dialTLS.ServerName = cfg.TLS.SNI
-		// ALPN from the UpstreamTlsContext (the control plane sends h2,
-		// http/1.1); without one, offer both.
-		c.dialTLS.NextProtos = []string{"h2", "http/1.1"}
-		if len(cfg.TLS.ALPN) > 0 {
-			c.dialTLS.NextProtos = slices.Clone(cfg.TLS.ALPN)
+		// Each transport offers only its own version in ALPN, from those the
+		// UpstreamTlsContext allows (the control plane sends h2, http/1.1).
+		alpn := cfg.TLS.ALPN
+		if len(alpn) == 0 {
+			alpn = []string{"h2", "http/1.1"}
 		}
-		t.TLSClientConfig = c.dialTLS
-		t.ForceAttemptHTTP2 = slices.Contains(c.dialTLS.NextProtos, "h2")
+		if slices.Contains(alpn, "http/1.1") {
+			c.h1.TLS = c.dialTLS.Clone()
+			c.h1.TLS.NextProtos = []string{"http/1.1"}
+		}
+		if slices.Contains(alpn, "h2") {
+			t.TLSClientConfig = c.dialTLS.Clone()
+			t.TLSClientConfig.NextProtos = []string{"h2"}
+			t.Protocols.SetHTTP2(true)
+		}
 	} else if cfg.TLS != nil {
 		c.noTLS = true
-	} else if cfg.HTTP2 {
-		t.Protocols = new(http.Protocols)
+	} else {
 		t.Protocols.SetUnencryptedHTTP2(true)
 	}
-	c.transport = t
+	c.h2 = t
 	if cfg.Endpoints != nil {
 		c.setEndpoints(*cfg.Endpoints)
 	}
@@ -145,7 +158,7 @@ func (c *countedConn) Close() error {
 // requests had time to finish.
 func (c *cluster) close() {
 	close(c.stop)
-	time.AfterFunc(30*time.Second, c.transport.CloseIdleConnections)
+	time.AfterFunc(30*time.Second, c.closeIdle)
 }
 
 func (c *cluster) tickOutlier() {
@@ -258,7 +271,7 @@ type clusterStatus struct {
 	Name    string         `json:"name"`
 	Policy  string         `json:"lb_policy"`
 	MTLS    bool           `json:"mtls"`
-	HTTP2   bool           `json:"http2"`
+	HTTP    string         `json:"http_protocol"`
 	Breaker breaker.State  `json:"circuit_breaker"`
 	Limits  breaker.Limits `json:"limits"`
 	Hosts   []hostStatus   `json:"hosts"`
@@ -267,7 +280,7 @@ type clusterStatus struct {
 func (c *cluster) status() clusterStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := clusterStatus{Name: c.cfg.Name, Policy: c.cfg.LBPolicy.String(), MTLS: c.cfg.TLS != nil, HTTP2: c.cfg.HTTP2,
+	s := clusterStatus{Name: c.cfg.Name, Policy: c.cfg.LBPolicy.String(), MTLS: c.cfg.TLS != nil, HTTP: c.cfg.Protocol.String(),
 		Breaker: c.breaker.State(), Limits: c.cfg.Limits}
 	for _, ep := range c.endpoints.Hosts {
 		hs := hostStatus{Addr: ep.Addr, Hostname: ep.Hostname, Locality: ep.Locality, Priority: ep.Priority, Weight: ep.Weight, Healthy: ep.Healthy}
@@ -293,6 +306,25 @@ func (c *cluster) status() clusterStatus {
 		return 0
 	})
 	return s
+}
+
+// roundTripper is the transport for req: the cluster's protocol, or for
+// use_downstream_protocol_config the version req arrived in. A request
+// the cluster's TLS context gives no ALPN for goes the other way.
+func (c *cluster) roundTripper(req *http.Request) http.RoundTripper {
+	useH2 := c.cfg.Protocol == xds.UpstreamHTTP2 || c.cfg.Protocol == xds.UpstreamAsDownstream && req.ProtoMajor == 2
+	if c.dialTLS != nil && (useH2 && c.h2.TLSClientConfig == nil || !useH2 && c.h1.TLS == nil) {
+		useH2 = !useH2
+	}
+	if useH2 {
+		return c.h2
+	}
+	return c.h1
+}
+
+func (c *cluster) closeIdle() {
+	c.h1.CloseIdleConnections()
+	c.h2.CloseIdleConnections()
 }
 
 // scheme is the URL scheme for requests to this cluster.

@@ -89,13 +89,16 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.URL = &u
 		if d.replay {
 			out.Body, out.GetBody = http.NoBody, nil
-			if d.body != nil {
-				out.Body = io.NopCloser(bytes.NewReader(d.body))
+			if body := d.body; body != nil {
+				// GetBody lets the transport resend on a connection the
+				// upstream closed while idle.
+				out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+				out.Body, _ = out.GetBody()
 			}
 		}
 		host.Acquire()
 		start := time.Now()
-		resp, err := c.transport.RoundTrip(out)
+		resp, err := c.roundTripper(out).RoundTrip(out)
 		if a.timer != nil {
 			a.timer.Stop()
 		}

@@ -379,7 +379,7 @@ func (p *Proxy) sendMirror(c *cluster, req *http.Request, body []byte) {
 	}
 	end := host.Begin()
 	defer end()
-	resp, err := c.transport.RoundTrip(req)
+	resp, err := c.roundTripper(req).RoundTrip(req)
 	if err != nil {
 		p.m.mirrors.WithLabelValues(c.cfg.Name, "failed").Inc()
 		return

@@ -184,7 +184,7 @@ func (p *Proxy) shutdown() {
 	wg.Wait()
 	for _, c := range *p.clusters.Load() {
 		close(c.stop)
-		c.transport.CloseIdleConnections()
+		c.closeIdle()
 	}
 	for _, cc := range conns {
 		_ = cc.Close()

@@ -84,7 +84,7 @@ func (p *Proxy) pipeTCP(l *listener, down net.Conn, tlsCfg *tls.Config) {
 	}
 	end := host.Begin()
 	defer end()
-	up, err := c.transport.DialContext(p.ctxOrBackground(), "tcp", host.Addr)
+	up, err := c.dial(p.ctxOrBackground(), "tcp", host.Addr)
 	if err != nil {
 		c.report(host.Addr, 0, true)
 		p.log.Warn("TCP upstream connect failed", "cluster", c.cfg.Name, "host", host.Addr, "err", err)

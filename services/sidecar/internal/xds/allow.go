@@ -57,8 +57,9 @@ var supported = map[protoreflect.FullName][]string{
 		"base_ejection_time", "max_ejection_time", "max_ejection_percent", "enforcing_consecutive_5xx",
 		"enforcing_consecutive_gateway_failure", "enforcing_success_rate", "enforcing_consecutive_local_origin_failure", "success_rate_minimum_hosts",
 		"success_rate_request_volume", "success_rate_stdev_factor"},
-	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions":                    {"explicit_http_config"},
-	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig": {"http_protocol_options", "http2_protocol_options"},
+	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions":                         {"explicit_http_config", "use_downstream_protocol_config"},
+	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig":      {"http_protocol_options", "http2_protocol_options"},
+	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig": {"http_protocol_options", "http2_protocol_options"},
 	"envoy.config.core.v3.Http1ProtocolOptions":                                 {},
 	"envoy.config.core.v3.Http2ProtocolOptions":                                 {},
 	// Endpoints

@@ -33,7 +33,32 @@ type ClusterConfig struct {
 	RetryBudgetMin int
 	Outlier        *outlier.Config // nil: disabled
 	TLS            *UpstreamTLS    // nil: plaintext
-	HTTP2          bool            // speak h2 to the upstream
+	Protocol       UpstreamProtocol
+}
+
+// UpstreamProtocol is the HTTP version a cluster speaks to its endpoints,
+// from the cluster's HttpProtocolOptions.
+type UpstreamProtocol int
+
+const (
+	// UpstreamHTTP1 is Envoy's default: HTTP/1.1 for every request.
+	UpstreamHTTP1 UpstreamProtocol = iota
+	// UpstreamHTTP2 is explicit_http_config.http2_protocol_options: h2 (h2c
+	// without TLS) for every request.
+	UpstreamHTTP2
+	// UpstreamAsDownstream is use_downstream_protocol_config with both
+	// versions: each request goes upstream in the version it arrived in.
+	UpstreamAsDownstream
+)
+
+func (p UpstreamProtocol) String() string {
+	switch p {
+	case UpstreamHTTP2:
+		return "http2"
+	case UpstreamAsDownstream:
+		return "downstream"
+	}
+	return "http1"
 }
 
 // UpstreamTLS is mTLS towards the upstream with the local SVID.
@@ -147,9 +172,29 @@ func ValidateCluster(c *clusterv3.Cluster) (ClusterConfig, error) {
 		if err := v.UnmarshalTo(&opts); err != nil {
 			return cc, fmt.Errorf("field typed_extension_protocol_options[%q]: %w", k, err)
 		}
-		cc.HTTP2 = opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil
+		cc.Protocol = upstreamProtocol(&opts)
 	}
 	return cc, nil
+}
+
+func upstreamProtocol(opts *httpv3.HttpProtocolOptions) UpstreamProtocol {
+	if e := opts.GetExplicitHttpConfig(); e != nil {
+		if e.GetHttp2ProtocolOptions() != nil {
+			return UpstreamHTTP2
+		}
+		return UpstreamHTTP1
+	}
+	if d := opts.GetUseDownstreamProtocolConfig(); d != nil {
+		h1, h2 := d.GetHttpProtocolOptions() != nil, d.GetHttp2ProtocolOptions() != nil
+		switch {
+		case h1 && !h2:
+			return UpstreamHTTP1 // only HTTP/1 is configured
+		case h2 && !h1:
+			return UpstreamHTTP2
+		}
+		return UpstreamAsDownstream
+	}
+	return UpstreamHTTP1
 }
 
 func checkConfigSource(cs *corev3.ConfigSource, field string) error {

@@ -74,7 +74,7 @@ func TestValidateClusterGood(t *testing.T) {
 	}
 	if cc.LBPolicy != lb.LeastRequest || cc.EDSServiceName != "users" || cc.Limits.MaxRequests != 10 || cc.Limits.MaxPending != 0 ||
 		cc.Limits.MaxConnections != 1024 || cc.RetryBudget != 0.25 || cc.RetryBudgetMin != 0 || cc.Outlier.Consecutive5xx != 3 ||
-		!cc.HTTP2 || cc.TLS == nil || cc.TLS.PeerIDs[0] != "spiffe://switchyard.local/ns/shop/sa/users" || cc.ConnectTimeout != time.Second {
+		cc.Protocol != UpstreamHTTP2 || cc.TLS == nil || cc.TLS.PeerIDs[0] != "spiffe://switchyard.local/ns/shop/sa/users" || cc.ConnectTimeout != time.Second {
 		t.Fatalf("unexpected %+v", cc)
 	}
 }

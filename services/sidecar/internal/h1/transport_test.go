@@ -1,0 +1,412 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// upstream is a real net/http server counting the connections it accepted.
+type upstream struct {
+	*httptest.Server
+	conns atomic.Int64
+}
+
+func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
+	u := &upstream{}
+	u.Server = httptest.NewUnstartedServer(h)
+	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			u.conns.Add(1)
+		}
+	}
+	u.Start()
+	t.Cleanup(u.Close)
+	return u
+}
+
+func plainTransport() *Transport {
+	d := &net.Dialer{}
+	return &Transport{DialContext: d.DialContext}
+}
+
+func get(t *testing.T, tr *Transport, url string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func TestKeepAliveReusesOneConnection(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello ", r.URL.Path) })
+	tr := plainTransport()
+	for i := range 5 {
+		resp, body := get(t, tr, u.URL+fmt.Sprint("/", i))
+		if resp.StatusCode != 200 || body != fmt.Sprint("hello /", i) {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+	}
+	if n := u.conns.Load(); n != 1 {
+		t.Fatalf("server saw %d connections, want 1", n)
+	}
+	if n := tr.IdleCount(u.Listener.Addr().String()); n != 1 {
+		t.Fatalf("idle connections %d, want 1", n)
+	}
+}
+
+func TestBodyClosedEarlyClosesTheConnection(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.Write(bytes.Repeat([]byte("x"), 1<<20)) })
+	tr := plainTransport()
+	for range 2 {
+		req, _ := http.NewRequest("GET", u.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Read(make([]byte, 10))
+		resp.Body.Close()
+	}
+	if n := u.conns.Load(); n != 2 {
+		t.Fatalf("server saw %d connections, want 2 (an unread body must not be reused)", n)
+	}
+}
+
+func TestRequestBodiesAndTrailersArrive(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d %v %s trailer=%s", len(b), r.TransferEncoding, r.Header.Get("X-Test"), r.Trailer.Get("X-Sum"))
+	})
+	tr := plainTransport()
+	cases := []struct {
+		name    string
+		body    io.Reader
+		length  int64
+		trailer http.Header
+		want    string
+	}{
+		{"content-length", strings.NewReader(strings.Repeat("a", 100000)), 100000, nil, "100000 [] yes trailer="},
+		{"chunked with trailer", io.MultiReader(strings.NewReader("abc"), strings.NewReader("def")), -1, http.Header{"X-Sum": {"6"}}, "6 [chunked] yes trailer=6"},
+		{"empty", http.NoBody, 0, nil, "0 [] yes trailer="},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := tc.body
+			if body != http.NoBody {
+				body = io.NopCloser(body) // no GetBody, no known length
+			}
+			req, _ := http.NewRequest("POST", u.URL, body)
+			req.ContentLength = tc.length
+			req.Header.Set("X-Test", "yes")
+			req.Trailer = tc.trailer
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != tc.want {
+				t.Fatalf("server saw %q, want %q", b, tc.want)
+			}
+		})
+	}
+}
+
+func TestNoBodyResponsesReleaseTheConnectionAtOnce(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/204" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		fmt.Fprint(w, "body")
+	})
+	tr := plainTransport()
+	for _, c := range []struct{ method, path string }{{"HEAD", "/"}, {"GET", "/204"}} {
+		req, _ := http.NewRequest(c.method, u.URL+c.path, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := tr.IdleCount(u.Listener.Addr().String()); n != 1 {
+			t.Fatalf("%s %s: idle connections %d before the body is read, want 1", c.method, c.path, n)
+		}
+		resp.Body.Close()
+	}
+	if n := u.conns.Load(); n != 1 {
+		t.Fatalf("server saw %d connections, want 1", n)
+	}
+}
+
+func TestConnectionCloseIsNotPooled(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		fmt.Fprint(w, "bye")
+	})
+	tr := plainTransport()
+	get(t, tr, u.URL)
+	get(t, tr, u.URL)
+	if n, idle := u.conns.Load(), tr.IdleCount(u.Listener.Addr().String()); n != 2 || idle != 0 {
+		t.Fatalf("connections %d idle %d, want 2 and 0", n, idle)
+	}
+}
+
+func TestServerClosedIdleConnectionIsRetriedWhenReplayable(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "ok %s", b)
+	})
+	tr := plainTransport()
+	get(t, tr, u.URL)
+	u.CloseClientConnections() // the server drops the idle keep-alive connection
+	time.Sleep(20 * time.Millisecond)
+
+	resp, body := get(t, tr, u.URL)
+	if resp.StatusCode != 200 || body != "ok " {
+		t.Fatalf("GET on a closed idle connection: %d %q", resp.StatusCode, body)
+	}
+
+	u.CloseClientConnections()
+	time.Sleep(20 * time.Millisecond)
+	req, _ := http.NewRequest("POST", u.URL, bytes.NewReader([]byte("payload"))) // sets GetBody
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("replayable POST on a closed idle connection: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "ok payload" {
+		t.Fatalf("replayed POST body: %q", b)
+	}
+
+	u.CloseClientConnections()
+	time.Sleep(20 * time.Millisecond)
+	req, _ = http.NewRequest("POST", u.URL, io.NopCloser(strings.NewReader("once"))) // no GetBody
+	req.ContentLength = 4
+	if _, err := tr.RoundTrip(req); !errors.Is(err, errServerClosedIdle) {
+		t.Fatalf("non-replayable POST on a closed idle connection: %v, want errServerClosedIdle", err)
+	}
+}
+
+func TestCancelInterruptsHeadersAndBody(t *testing.T) {
+	release := make(chan struct{})
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/body" {
+			w.Write([]byte("start"))
+			w.(http.Flusher).Flush()
+		}
+		<-release
+	})
+	defer close(release)
+	tr := plainTransport()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", u.URL+"/headers", nil)
+	start := time.Now()
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
+		t.Fatalf("waiting for headers past the deadline: %v after %v", err, time.Since(start))
+	}
+
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	req, _ = http.NewRequestWithContext(ctx2, "GET", u.URL+"/body", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel2)
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("reading a body after the request was cancelled: no error")
+	}
+	resp.Body.Close()
+	if n := tr.IdleCount(u.Listener.Addr().String()); n != 0 {
+		t.Fatalf("an interrupted connection went back to the pool (%d idle)", n)
+	}
+}
+
+func TestUpgradeGivesTheConnectionToTheCaller(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString("echo: " + line)
+		brw.Flush()
+	})
+	tr := plainTransport()
+	req, _ := http.NewRequest("GET", u.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		t.Fatalf("101 body %T is not an io.ReadWriteCloser", resp.Body)
+	}
+	defer rw.Close()
+	rw.Write([]byte("ping\n"))
+	line, err := bufio.NewReader(rw).ReadString('\n')
+	if err != nil || line != "echo: ping\n" {
+		t.Fatalf("through the upgraded connection: %q %v", line, err)
+	}
+}
+
+// rawUpstream answers every request on a connection with the bytes given.
+func rawUpstream(t *testing.T, answer string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					c.Write([]byte(answer))
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func TestInterimResponsesAreSkipped(t *testing.T) {
+	url := rawUpstream(t, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	tr := plainTransport()
+	for range 2 {
+		resp, body := get(t, tr, url)
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+	}
+}
+
+func TestIdleConnectionsExpire(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	now := time.Unix(1000, 0)
+	tr := plainTransport()
+	tr.IdleTimeout = time.Minute
+	tr.now = func() time.Time { return now }
+	get(t, tr, u.URL)
+	now = now.Add(59 * time.Second)
+	get(t, tr, u.URL)
+	if n := u.conns.Load(); n != 1 {
+		t.Fatalf("connections %d after 59s idle, want 1", n)
+	}
+	now = now.Add(61 * time.Second)
+	get(t, tr, u.URL)
+	if n := u.conns.Load(); n != 2 {
+		t.Fatalf("connections %d after 61s idle, want 2", n)
+	}
+}
+
+func TestMaxIdlePerHost(t *testing.T) {
+	release := make(chan struct{})
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { <-release; fmt.Fprint(w, "ok") })
+	tr := plainTransport()
+	tr.MaxIdlePerHost = 2
+	done := make(chan error, 5)
+	for range 5 {
+		go func() {
+			req, _ := http.NewRequest("GET", u.URL, nil)
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+	}
+	for u.conns.Load() < 5 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	for range 5 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tr.IdleCount(u.Listener.Addr().String()); n != 2 {
+		t.Fatalf("idle %d, want 2", n)
+	}
+	tr.CloseIdleConnections()
+	if n := tr.IdleCount(u.Listener.Addr().String()); n != 0 {
+		t.Fatalf("idle %d after CloseIdleConnections", n)
+	}
+}
+
+func TestTLSAndALPN(t *testing.T) {
+	u := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Proto, " ", r.TLS != nil)
+	}))
+	u.EnableHTTP2 = true
+	u.StartTLS()
+	defer u.Close()
+	pool := u.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	d := &net.Dialer{}
+
+	tr := &Transport{DialContext: d.DialContext, TLS: &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}}}
+	if _, body := get(t, tr, u.URL); body != "HTTP/1.1 true" {
+		t.Fatalf("over TLS: %q", body)
+	}
+
+	h2only := &Transport{DialContext: d.DialContext, TLS: &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}}}
+	req, _ := http.NewRequest("GET", u.URL, nil)
+	if _, err := h2only.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "want http/1.1") {
+		t.Fatalf("h2 negotiated: %v", err)
+	}
+
+	plain := plainTransport()
+	req, _ = http.NewRequest("GET", u.URL, nil)
+	if _, err := plain.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "no TLS config") {
+		t.Fatalf("https without TLS config: %v", err)
+	}
+}
+
+func TestDialErrorsComeBackUnwrapped(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	req, _ := http.NewRequest("GET", "http://"+addr, nil)
+	_, err := plainTransport().RoundTrip(req)
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		t.Fatalf("dial failure: %v, want a dial *net.OpError (the forwarder counts it as a connect failure)", err)
+	}
+}
