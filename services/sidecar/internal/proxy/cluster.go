@@ -28,17 +28,17 @@ import (
 // whose config changes is replaced by a new one; requests in flight finish
 // on the old one. Endpoint changes update it in place.
 type cluster struct {
-	cfg       xds.ClusterConfig
-	breaker   *breaker.Breaker
-	budget    *retry.Budget // nil: no budget
-	outlier   *outlier.Detector
-	h1        *h1.Transport   // HTTP/1.1 requests
-	h2        *http.Transport // h2 (or h2c) requests
-	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
-	dialTLS   *tls.Config // nil: plaintext
-	noTLS     bool        // the cluster needs mTLS but there is no identity: refuse, never downgrade
-	m         *metrics
-	series    *clusterSeries
+	cfg     xds.ClusterConfig
+	breaker *breaker.Breaker
+	budget  *retry.Budget // nil: no budget
+	outlier *outlier.Detector
+	h1      *h1.Transport   // HTTP/1.1 requests
+	h2      *http.Transport // h2 (or h2c) requests
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	dialTLS *tls.Config // nil: plaintext
+	noTLS   bool        // the cluster needs mTLS but there is no identity: refuse, never downgrade
+	m       *metrics
+	series  *clusterSeries
 
 	mu        sync.Mutex
 	endpoints xds.Endpoints

@@ -60,8 +60,8 @@ var supported = map[protoreflect.FullName][]string{
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions":                         {"explicit_http_config", "use_downstream_protocol_config"},
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig":      {"http_protocol_options", "http2_protocol_options"},
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig": {"http_protocol_options", "http2_protocol_options"},
-	"envoy.config.core.v3.Http1ProtocolOptions":                                 {},
-	"envoy.config.core.v3.Http2ProtocolOptions":                                 {},
+	"envoy.config.core.v3.Http1ProtocolOptions":                                      {},
+	"envoy.config.core.v3.Http2ProtocolOptions":                                      {},
 	// Endpoints
 	"envoy.config.endpoint.v3.ClusterLoadAssignment":        {"cluster_name", "endpoints", "policy"},
 	"envoy.config.endpoint.v3.ClusterLoadAssignment.Policy": {"overprovisioning_factor"},
