@@ -123,6 +123,7 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 		}
 	}
 	load1 := loadAvg()
+	steadyRSS := fmt.Sprintf("client sidecar %s, server sidecar %s", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
 
 	var report strings.Builder
 	fmt.Fprintf(&report, "constant %d rps, 1 KB responses, %ds per target per round, %d interleaved rounds, load generator on the same host\n", rps, secs, rounds)
@@ -146,11 +147,12 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&report, "(added = minus direct in the same round; vCPU per 1,000 rps and OS context switches per request: client-side/server-side proxy)\n")
-	fmt.Fprintf(&report, "RSS after the run: client sidecar %s, server sidecar %s\n", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
+	fmt.Fprintf(&report, "RSS after the %d rps rounds: %s\n", rps, steadyRSS)
 	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
 	for _, tg := range targets {
 		fmt.Fprintf(&report, "  %-22s %8.0f rps\n", tg.name, closedLoop(tg.url, tg.host, 32, 5*time.Second))
 	}
+	fmt.Fprintf(&report, "RSS after the maximum-throughput runs: client sidecar %s, server sidecar %s\n", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
 	for name, sc := range map[string]*sidecarProc{"client": clientSide, "server": server} {
 		// Upstream resets are logged one line each; show how many and the first.
 		var resets []string

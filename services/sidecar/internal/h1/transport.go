@@ -279,7 +279,7 @@ func (t *Transport) getConn(ctx context.Context, addr string, useTLS bool) (*con
 		}
 		nc = tc
 	}
-	return &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, false, nil
+	return &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
 }
 
 func (t *Transport) takeIdle(addr string) *conn {
