@@ -339,3 +339,47 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+func TestUpstreamProtocol(t *testing.T) {
+	h1, h2 := &corev3.Http1ProtocolOptions{}, &corev3.Http2ProtocolOptions{}
+	explicit := func(e *httpv3.HttpProtocolOptions_ExplicitHttpConfig) *httpv3.HttpProtocolOptions {
+		return &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: e}}
+	}
+	downstream := func(d *httpv3.HttpProtocolOptions_UseDownstreamHttpConfig) *httpv3.HttpProtocolOptions {
+		return &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{UseDownstreamProtocolConfig: d}}
+	}
+	tests := []struct {
+		name string
+		opts *httpv3.HttpProtocolOptions
+		want UpstreamProtocol
+	}{
+		{"none", nil, UpstreamHTTP1},
+		{"explicit http1", explicit(&httpv3.HttpProtocolOptions_ExplicitHttpConfig{ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: h1}}), UpstreamHTTP1},
+		{"explicit http2", explicit(&httpv3.HttpProtocolOptions_ExplicitHttpConfig{ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: h2}}), UpstreamHTTP2},
+		{"downstream, both", downstream(&httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{HttpProtocolOptions: h1, Http2ProtocolOptions: h2}), UpstreamAsDownstream},
+		{"downstream, neither", downstream(&httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{}), UpstreamAsDownstream},
+		{"downstream, http1 only", downstream(&httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{HttpProtocolOptions: h1}), UpstreamHTTP1},
+		{"downstream, http2 only", downstream(&httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{Http2ProtocolOptions: h2}), UpstreamHTTP2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &clusterv3.Cluster{Name: "c", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+				EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{EdsConfig: &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}}}
+			if tc.opts != nil {
+				c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: mustAny(t, tc.opts)}
+			}
+			cc, err := ValidateCluster(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cc.Protocol != tc.want {
+				t.Fatalf("protocol %v, want %v", cc.Protocol, tc.want)
+			}
+		})
+	}
+	c := &clusterv3.Cluster{Name: "c", TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsKey: mustAny(t, &httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}})}}
+	if _, err := ValidateCluster(c); err == nil || !strings.Contains(err.Error(), "auto_config") {
+		t.Fatalf("auto_config: %v, want a NACK naming the field", err)
+	}
+}
