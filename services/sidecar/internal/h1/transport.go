@@ -1,22 +1,26 @@
-// Package h1 is the sidecar's HTTP/1.1 client: a pool of keep-alive
-// connections per upstream address, where each request is written and its
-// response read in the caller's own goroutine.
+// Package h1 is the sidecar's HTTP/1.1 engine: a client (Transport) with
+// a pool of keep-alive connections per upstream address, and a server
+// (Server) that hands h2 connections to net/http. Both do a request's
+// reading and writing in one goroutine: the caller's for the client, the
+// connection's for the server.
 //
 // net/http's Transport gives every connection a read-loop and a write-loop
 // goroutine and hands each request and response between them over
 // channels, so that it can notice a server closing an idle connection and
-// write a request body while the response arrives. A proxy calling its
-// upstreams one request at a time per connection needs neither, and the
-// hand-offs (and the read that parks the read loop after every response)
-// were a fifth of the sidecar's CPU per request in the pair benchmark. This
-// transport keeps net/http's wire format (Request.Write, ReadResponse) and
-// types, so the rest of the proxy does not know which client it uses.
+// write a request body while the response arrives; its server starts a
+// background read on every request to notice the client leaving. A proxy
+// calling its upstreams one request at a time per connection needs
+// neither, and in the sidecar pair benchmark those hand-offs and the reads
+// that park them were about a quarter of the sidecar's CPU per request.
+// Both keep net/http's types and its wire code where it is exported
+// (Request.Write, ReadRequest, ReadResponse, Header.Write), so the rest of
+// the proxy does not know which engine serves it.
 //
-// What it does differently: a request body is written completely before the
-// response is read (an upstream answering early and closing gets an error,
-// not its early answer); a connection the server closed while idle is found
-// when it is next used, and the request is sent again on a new connection
-// when it can be replayed (no body, or GetBody set).
+// What the client does differently: a request body is written completely
+// before the response is read (an upstream answering early and closing
+// gets an error, not its early answer); a connection the server closed
+// while idle is found when it is next used, and the request is sent again
+// on a new connection when it can be replayed (no body, or GetBody set).
 package h1
 
 import (

@@ -17,6 +17,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/switchyard-mesh/switchyard/services/kit/rawconn"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/h1"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds"
 )
 
@@ -31,7 +32,7 @@ type listener struct {
 	port uint32          // bound TCP port, for RBAC destination_port
 	m    *listenerSeries // HTTP listeners
 
-	srv     *http.Server // HTTP listeners
+	srv     *h1.Server // HTTP listeners
 	tcpDone chan struct{}
 	conns   sync.WaitGroup // TCP connections
 	stopped chan struct{}
@@ -111,30 +112,37 @@ func (p *Proxy) startListener(lc xds.ListenerConfig) (*listener, error) {
 	}
 	if lc.HTTP != nil {
 		h := p.newHTTPHandler(l)
-		l.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute,
+		// HTTP/1.1 connections are served by h1.Server; h2 (ALPN on TLS,
+		// or the h2c preface from the app, e.g. gRPC) by net/http's.
+		h2 := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute,
 			ErrorLog: nil, Protocols: new(http.Protocols)}
-		l.srv.Protocols.SetHTTP1(true)
+		l.srv = &h1.Server{Handler: h, H2: h2, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute, Log: p.log}
 		if tlsCfg != nil {
 			// ALPN from the DownstreamTlsContext; without one, h2 and http/1.1.
-			h2 := len(lc.TLS.ALPN) == 0 || slices.Contains(lc.TLS.ALPN, "h2")
-			l.srv.Protocols.SetHTTP2(h2)
-			l.srv.Protocols.SetHTTP1(len(lc.TLS.ALPN) == 0 || slices.Contains(lc.TLS.ALPN, "http/1.1"))
-			l.srv.TLSConfig = tlsCfg
+			tlsCfg.NextProtos = nil
+			if len(lc.TLS.ALPN) == 0 || slices.Contains(lc.TLS.ALPN, "h2") {
+				tlsCfg.NextProtos = append(tlsCfg.NextProtos, "h2")
+				h2.Protocols.SetHTTP2(true)
+				h2.TLSConfig = tlsCfg
+			} else {
+				l.srv.H2 = nil
+			}
+			if len(lc.TLS.ALPN) == 0 || slices.Contains(lc.TLS.ALPN, "http/1.1") {
+				tlsCfg.NextProtos = append(tlsCfg.NextProtos, "http/1.1")
+			}
+			l.srv.TLS = tlsCfg
 			// The caller's SPIFFE ID is worked out once per connection (see httpHandler.peer).
-			l.srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			connContext := func(ctx context.Context, _ net.Conn) context.Context {
 				return context.WithValue(ctx, connInfoKey{}, &connInfo{})
 			}
-			go func() {
-				defer close(l.stopped)
-				_ = l.srv.ServeTLS(ln, "", "")
-			}()
+			l.srv.ConnContext, h2.ConnContext = connContext, connContext
 		} else {
-			l.srv.Protocols.SetUnencryptedHTTP2(true) // h2c (prior knowledge) from the app, e.g. gRPC
-			go func() {
-				defer close(l.stopped)
-				_ = l.srv.Serve(ln)
-			}()
+			h2.Protocols.SetUnencryptedHTTP2(true) // h2c (prior knowledge) from the app, e.g. gRPC
 		}
+		go func() {
+			defer close(l.stopped)
+			_ = l.srv.Serve(ln)
+		}()
 		return l, nil
 	}
 	l.tcpDone = make(chan struct{})
