@@ -274,11 +274,13 @@ func (c *serverConn) serve() {
 	c.br = bufio.NewReaderSize(&c.lim, 4<<10)
 	if s.TLS == nil && s.H2 != nil {
 		_ = c.nc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
-		if b, err := c.br.Peek(len(h2Preface)); err == nil && string(b) == h2Preface || err != nil && len(b) > 0 && strings.HasPrefix(h2Preface, string(b)) && len(b) < len(h2Preface) {
-			if err == nil {
-				_ = c.nc.SetReadDeadline(time.Time{})
-				handedOff = s.h2ln.pass(&prefixConn{Conn: c.nc, r: c.br})
-			}
+		isH2, err := c.sniffPreface()
+		if err != nil {
+			return
+		}
+		if isH2 {
+			_ = c.nc.SetReadDeadline(time.Time{})
+			handedOff = s.h2ln.pass(&prefixConn{Conn: c.nc, r: c.br})
 			return
 		}
 	}
@@ -288,6 +290,24 @@ func (c *serverConn) serve() {
 		c.ctx = s.ConnContext(c.ctx, c.nc)
 	}
 	for c.serveOne() {
+	}
+}
+
+// sniffPreface tells whether the connection starts with the h2c preface,
+// asking for more bytes only while those so far still match it (a short
+// HTTP/1 request must not wait for 24 bytes).
+func (c *serverConn) sniffPreface() (bool, error) {
+	for n := 1; ; n = min(max(n+1, c.br.Buffered()), len(h2Preface)) {
+		b, err := c.br.Peek(n)
+		if !strings.HasPrefix(h2Preface, string(b)) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if len(b) == len(h2Preface) {
+			return true, nil
+		}
 	}
 }
 

@@ -344,6 +344,13 @@ func TestServerHandsH2ToTheH2Server(t *testing.T) {
 		if _, body := get(t, plainTransport(), "http://"+addr); body != "HTTP/1.1" {
 			t.Fatalf("HTTP/1.1 request served as %q", body)
 		}
+		// Shorter than the preface: answered without waiting for more bytes.
+		if got := exchange(t, addr, "GET / HTTP/1.0\r\n\r\n"); !strings.HasSuffix(got, "HTTP/1.0") {
+			t.Fatalf("short HTTP/1.0 request: %q", got)
+		}
+		if got := exchange(t, addr, "PRI / HTTP/1.0\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 400") && !strings.HasPrefix(got, "HTTP/1.0 ") {
+			t.Fatalf("request sharing the preface's first bytes: %q", got)
+		}
 	})
 	t.Run("TLS ALPN", func(t *testing.T) {
 		ts := httptest.NewUnstartedServer(h) // only for its certificate
@@ -365,6 +372,52 @@ func TestServerHandsH2ToTheH2Server(t *testing.T) {
 			if string(b) != want || resp.TLS == nil {
 				t.Fatalf("ALPN %s served as %q", proto, b)
 			}
+		}
+	})
+}
+
+// FuzzServerRequests feeds arbitrary bytes to a connection: the server
+// must answer with HTTP or close, never hang or crash.
+func FuzzServerRequests(f *testing.F) {
+	for _, seed := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+		"GET / HTTP/1.0\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+		"GET /\x00 HTTP/1.1\r\n\r\n",
+	} {
+		f.Add(seed)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		w.Write(b)
+	})
+	h2 := &http.Server{Handler: h, Protocols: new(http.Protocols)}
+	h2.Protocols.SetUnencryptedHTTP2(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := &Server{Handler: h, H2: h2, ReadHeaderTimeout: time.Second, IdleTimeout: 200 * time.Millisecond}
+	go s.Serve(ln)
+	f.Cleanup(func() { s.Close() })
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte(raw))
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		if isTimeout(err) {
+			t.Fatalf("no answer and no close within 5s for %q", raw)
+		}
+		if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.") && !strings.HasPrefix(raw, h2Preface) {
+			t.Fatalf("answer %q to %q is not HTTP/1", b, raw)
 		}
 	})
 }
