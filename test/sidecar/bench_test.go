@@ -43,7 +43,8 @@ import (
 // and round, SWITCHYARD_BENCH_ROUNDS (default 3) the number of rounds,
 // SWITCHYARD_BENCH_OUT a file for the report, SWITCHYARD_BENCH_PPROF a
 // directory for CPU profiles of both sidecars (first round) and their heap
-// and allocation profiles after the run.
+// and allocation profiles after the run, SWITCHYARD_BENCH_SIDECAR_FLAGS
+// extra sidecar flags (e.g. "-gc_percent 50").
 func TestBenchmarkSidecarPair(t *testing.T) {
 	if os.Getenv("SWITCHYARD_BENCH") == "" {
 		t.Skip("set SWITCHYARD_BENCH=1 to measure")
@@ -64,8 +65,9 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	t.Cleanup(func() { app.Close() })
 	appPort := appLn.Addr().(*net.TCPAddr).Port
 
-	server := m.startSidecar(t, "users", "users-bench", appPort)
-	clientSide := m.startSidecar(t, "frontend", "frontend-bench", 0)
+	flags := strings.Fields(os.Getenv("SWITCHYARD_BENCH_SIDECAR_FLAGS"))
+	server := m.startSidecar(t, "users", "users-bench", appPort, flags...)
+	clientSide := m.startSidecar(t, "frontend", "frontend-bench", 0, flags...)
 	harness.Poll(t, 30*time.Second, func() error {
 		if n := hosts(t, clientSide.admin, "users"); n != 1 {
 			return fmt.Errorf("users endpoints %d", n)

@@ -545,7 +545,13 @@ func (w *response) Write(p []byte) (int, error) {
 	if w.noBodyAllowed() {
 		return 0, http.ErrBodyNotAllowed
 	}
-	if !w.sentHeader && len(w.buf)+len(p) <= bufferLimit {
+	// Without a Content-Length, a short body is held back so that it can
+	// still get one; with one (what a proxied response usually has) the
+	// headers go out at once.
+	if !w.sentHeader && len(w.buf)+len(p) <= bufferLimit && w.header.Get("Content-Length") == "" {
+		if w.buf == nil {
+			w.buf = getBuffer()
+		}
 		w.buf = append(w.buf, p...)
 		return len(p), nil
 	}
@@ -662,14 +668,25 @@ func (w *response) sendHeader(complete bool) error {
 	if w.chunked {
 		h.Del("Transfer-Encoding")
 	}
-	buffered := w.buf
-	w.buf = nil
-	if len(buffered) > 0 {
-		if _, err := w.writeBody(buffered); err != nil {
-			return err
+	if buffered := w.buf; buffered != nil {
+		w.buf = nil
+		_, werr := w.writeBody(buffered)
+		putBuffer(buffered)
+		if werr != nil {
+			return werr
 		}
 	}
 	return err
+}
+
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, bufferLimit); return &b }}
+
+func getBuffer() []byte { return (*bodyBuffers.Get().(*[]byte))[:0] }
+
+func putBuffer(b []byte) {
+	if cap(b) == bufferLimit {
+		bodyBuffers.Put(&b)
+	}
 }
 
 func trailerKeys(names []string) map[string]bool {

@@ -83,10 +83,17 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 		// ReverseProxy already gave us a private copy of the request; each
 		// attempt only needs its own URL (and body when replayed), so a
 		// shallow copy does instead of a deep Clone of every header.
-		out := req.WithContext(ctx)
-		u := *req.URL
-		u.Scheme, u.Host = c.scheme(), host.Addr
-		out.URL = &u
+		out := req
+		if ctx != req.Context() {
+			out = req.WithContext(ctx)
+		}
+		if try == 0 {
+			out.URL.Scheme, out.URL.Host = c.scheme(), host.Addr // ReverseProxy's URL copy is ours
+		} else {
+			u := *req.URL
+			u.Scheme, u.Host = c.scheme(), host.Addr
+			out.URL = &u
+		}
 		if d.replay {
 			out.Body, out.GetBody = http.NoBody, nil
 			if body := d.body; body != nil {
