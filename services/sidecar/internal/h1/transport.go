@@ -48,10 +48,34 @@ type Transport struct {
 	MaxIdlePerHost int
 	// IdleTimeout closes connections idle for longer (default 90s).
 	IdleTimeout time.Duration
+	// HandshakeTimeout bounds a TLS handshake (default 10s).
+	HandshakeTimeout time.Duration
+	// MaxDialsPerHost bounds the connections being opened to one address
+	// at a time (default 4). A request that finds no idle connection waits
+	// for whichever comes first, a new one or one another request gives
+	// back: a burst is then served by the pool as it frees up instead of
+	// paying an mTLS handshake per request.
+	MaxDialsPerHost int
 
-	mu   sync.Mutex
-	idle map[string][]*conn
-	now  func() time.Time
+	mu    sync.Mutex
+	hosts map[string]*hostConns
+	now   func() time.Time
+}
+
+// hostConns are one address's idle connections, the requests waiting for
+// a connection (oldest first) and the number of dials in flight.
+type hostConns struct {
+	addr    string
+	useTLS  bool
+	idle    []*conn
+	waiters []chan dialResult
+	dialing int
+}
+
+type dialResult struct {
+	c      *conn
+	reused bool
+	err    error
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -59,6 +83,7 @@ var _ http.RoundTripper = (*Transport)(nil)
 // conn is one upstream connection with its buffers.
 type conn struct {
 	t      *Transport
+	useTLS bool
 	addr   string
 	nc     net.Conn
 	br     *bufio.Reader
@@ -198,7 +223,7 @@ func (c *conn) release(keep bool, stop func() bool) {
 		c.nc.Close()
 		return
 	}
-	c.t.putIdle(c)
+	c.t.deliver(c, true)
 }
 
 // body is a response body; reading it to EOF gives the connection back.
@@ -258,13 +283,102 @@ func (u *upgraded) CloseWrite() error {
 	return u.Close()
 }
 
+func poolKey(addr string, useTLS bool) string {
+	if useTLS {
+		return "https://" + addr
+	}
+	return addr
+}
+
+// host returns the pool of addr; t.mu must be held.
+func (t *Transport) host(addr string, useTLS bool) *hostConns {
+	if t.hosts == nil {
+		t.hosts = map[string]*hostConns{}
+	}
+	key := poolKey(addr, useTLS)
+	h := t.hosts[key]
+	if h == nil {
+		h = &hostConns{addr: addr, useTLS: useTLS}
+		t.hosts[key] = h
+	}
+	return h
+}
+
+// getConn returns an idle connection, or waits for a new one or one given
+// back, whichever comes first.
 func (t *Transport) getConn(ctx context.Context, addr string, useTLS bool) (*conn, bool, error) {
-	if c := t.takeIdle(addr); c != nil {
+	t.mu.Lock()
+	h := t.host(addr, useTLS)
+	if c := t.takeIdle(h); c != nil {
+		t.mu.Unlock()
 		return c, true, nil
 	}
+	ch := make(chan dialResult, 1)
+	h.waiters = append(h.waiters, ch)
+	t.startDials(h)
+	t.mu.Unlock()
+	select {
+	case r := <-ch:
+		return r.c, r.reused, r.err
+	case <-ctx.Done():
+		t.mu.Lock()
+		queued := h.removeWaiter(ch)
+		t.mu.Unlock()
+		if !queued { // a connection or an error was handed over meanwhile
+			if r := <-ch; r.err == nil {
+				t.deliver(r.c, r.reused)
+			}
+		}
+		return nil, false, context.Cause(ctx)
+	}
+}
+
+// startDials opens connections for the waiters no dial is under way for,
+// up to MaxDialsPerHost at a time; t.mu must be held.
+func (t *Transport) startDials(h *hostConns) {
+	max := t.MaxDialsPerHost
+	if max <= 0 {
+		max = 4
+	}
+	for h.dialing < max && h.dialing < len(h.waiters) {
+		h.dialing++
+		go t.dial(h)
+	}
+}
+
+func (t *Transport) dial(h *hostConns) {
+	c, err := t.connect(h.addr, h.useTLS)
+	t.mu.Lock()
+	h.dialing--
+	if err != nil {
+		// The oldest waiter gets the error (a connect failure is the
+		// request's answer); the others get dials of their own.
+		var w chan dialResult
+		if len(h.waiters) > 0 {
+			w = h.popWaiter()
+		}
+		t.startDials(h)
+		t.mu.Unlock()
+		if w != nil {
+			w <- dialResult{err: err}
+		}
+		return
+	}
+	t.mu.Unlock()
+	t.deliver(c, false)
+}
+
+// connect dials addr and, for https, completes the TLS handshake.
+func (t *Transport) connect(addr string, useTLS bool) (*conn, error) {
+	timeout := t.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	nc, err := t.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if useTLS {
 		cfg := t.TLS
@@ -275,66 +389,88 @@ func (t *Transport) getConn(ctx context.Context, addr string, useTLS bool) (*con
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, false, fmt.Errorf("h1: TLS handshake with %s: %w", addr, err)
+			return nil, fmt.Errorf("h1: TLS handshake with %s: %w", addr, err)
 		}
 		if p := tc.ConnectionState().NegotiatedProtocol; p != "" && p != "http/1.1" {
 			tc.Close()
-			return nil, false, fmt.Errorf("h1: %s negotiated ALPN %q, want http/1.1", addr, p)
+			return nil, fmt.Errorf("h1: %s negotiated ALPN %q, want http/1.1", addr, p)
 		}
 		nc = tc
 	}
-	return &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
+	return &conn{t: t, useTLS: useTLS, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
 }
 
-func (t *Transport) takeIdle(addr string) *conn {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	cs := t.idle[addr]
+// takeIdle pops the most recently used idle connection that has not been
+// idle too long; t.mu must be held.
+func (t *Transport) takeIdle(h *hostConns) *conn {
 	timeout := t.idleTimeout()
 	now := t.clock()
-	for len(cs) > 0 {
-		c := cs[len(cs)-1]
-		cs[len(cs)-1] = nil
-		cs = cs[:len(cs)-1]
+	for len(h.idle) > 0 {
+		c := h.idle[len(h.idle)-1]
+		h.idle[len(h.idle)-1] = nil
+		h.idle = h.idle[:len(h.idle)-1]
 		if now.Sub(c.idleAt) > timeout {
 			c.nc.Close()
 			continue
 		}
-		t.idle[addr] = cs
 		return c
 	}
-	delete(t.idle, addr)
 	return nil
 }
 
-func (t *Transport) putIdle(c *conn) {
+func (h *hostConns) popWaiter() chan dialResult {
+	w := h.waiters[0]
+	h.waiters[0] = nil
+	h.waiters = h.waiters[1:]
+	return w
+}
+
+func (h *hostConns) removeWaiter(ch chan dialResult) bool {
+	for i, w := range h.waiters {
+		if w == ch {
+			h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// deliver hands c to the oldest waiting request, or keeps it idle.
+func (t *Transport) deliver(c *conn, reused bool) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.idle == nil {
-		t.idle = map[string][]*conn{}
+	h := t.host(c.addr, c.useTLS)
+	if len(h.waiters) > 0 {
+		w := h.popWaiter()
+		t.startDials(h) // for the waiters still left
+		t.mu.Unlock()
+		w <- dialResult{c: c, reused: reused}
+		return
 	}
 	max := t.MaxIdlePerHost
 	if max <= 0 {
 		max = 256
 	}
-	if len(t.idle[c.addr]) >= max {
+	if len(h.idle) >= max {
+		t.mu.Unlock()
 		c.nc.Close()
 		return
 	}
 	c.idleAt = t.clock()
-	t.idle[c.addr] = append(t.idle[c.addr], c)
+	h.idle = append(h.idle, c)
+	t.mu.Unlock()
 }
 
 // CloseIdleConnections closes every idle connection.
 func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
-	idle := t.idle
-	t.idle = nil
+	var idle []*conn
+	for _, h := range t.hosts {
+		idle = append(idle, h.idle...)
+		h.idle = nil
+	}
 	t.mu.Unlock()
-	for _, cs := range idle {
-		for _, c := range cs {
-			c.nc.Close()
-		}
+	for _, c := range idle {
+		c.nc.Close()
 	}
 }
 
@@ -342,7 +478,13 @@ func (t *Transport) CloseIdleConnections() {
 func (t *Transport) IdleCount(addr string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.idle[addr])
+	n := 0
+	for _, key := range []string{poolKey(addr, false), poolKey(addr, true)} {
+		if h := t.hosts[key]; h != nil {
+			n += len(h.idle)
+		}
+	}
+	return n
 }
 
 func (t *Transport) idleTimeout() time.Duration {

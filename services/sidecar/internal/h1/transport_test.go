@@ -410,3 +410,99 @@ func TestDialErrorsComeBackUnwrapped(t *testing.T) {
 		t.Fatalf("dial failure: %v, want a dial *net.OpError (the forwarder counts it as a connect failure)", err)
 	}
 }
+
+func TestBurstWaitsForConnectionsInsteadOfDialingEach(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond)
+		fmt.Fprint(w, "ok")
+	})
+	var dials atomic.Int64
+	d := &net.Dialer{}
+	tr := &Transport{MaxDialsPerHost: 2, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		time.Sleep(30 * time.Millisecond) // an mTLS handshake's worth, exaggerated
+		return d.DialContext(ctx, network, addr)
+	}}
+	const burst = 60
+	errs := make(chan error, burst)
+	for range burst {
+		go func() {
+			req, _ := http.NewRequest("GET", u.URL, nil)
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range burst {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each dial takes 30 ms while a request takes 2: most of the burst is
+	// served by connections given back, not by a dial each.
+	if n := dials.Load(); n > burst/2 {
+		t.Fatalf("%d dials for a burst of %d requests", n, burst)
+	}
+}
+
+func TestDialFailureReachesEveryWaiter(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	tr := plainTransport()
+	tr.MaxDialsPerHost = 2
+	errs := make(chan error, 10)
+	for range 10 {
+		go func() {
+			req, _ := http.NewRequest("GET", "http://"+addr, nil)
+			_, err := tr.RoundTrip(req)
+			errs <- err
+		}()
+	}
+	for range 10 {
+		select {
+		case err := <-errs:
+			var op *net.OpError
+			if !errors.As(err, &op) || op.Op != "dial" {
+				t.Fatalf("waiter got %v, want the dial error", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a waiter never got an answer")
+		}
+	}
+}
+
+func TestWaiterGivesUpWithItsContext(t *testing.T) {
+	release := make(chan struct{})
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { <-release })
+	defer close(release)
+	d := &net.Dialer{}
+	block := make(chan struct{})
+	defer close(block)
+	var dials atomic.Int64
+	tr := &Transport{MaxDialsPerHost: 1, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dials.Add(1) > 1 {
+			<-block // the second dial never finishes: the waiter must leave on its own
+		}
+		return d.DialContext(ctx, network, addr)
+	}}
+	go func() {
+		req, _ := http.NewRequest("GET", u.URL, nil)
+		if resp, err := tr.RoundTrip(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for u.conns.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", u.URL, nil)
+	start := time.Now()
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("waiting for a connection past the deadline: %v after %v", err, time.Since(start))
+	}
+}

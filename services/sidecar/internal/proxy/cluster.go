@@ -77,7 +77,7 @@ func newCluster(cfg xds.ClusterConfig, id Identity, m *metrics, now func() time.
 		return &countedConn{Conn: conn, release: release}, nil
 	}
 	c.dial = dial
-	c.h1 = &h1.Transport{DialContext: dial, MaxIdlePerHost: 256, IdleTimeout: 90 * time.Second}
+	c.h1 = &h1.Transport{DialContext: dial, MaxIdlePerHost: 256, IdleTimeout: 90 * time.Second, HandshakeTimeout: cfg.ConnectTimeout}
 	t := &http.Transport{
 		DialContext:         dial,
 		MaxIdleConns:        1024,
