@@ -2,6 +2,11 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
+# grpcnotrace drops grpc's golang.org/x/net/trace (off unless enabled in
+# code, which we never do); with it goes html/template, whose by-name method
+# calls keep every exported method of every type in the binary: the
+# sidecar shrinks from 40 to 32 MB and maps ~5 MB less of it per process.
+GO_BUILD_FLAGS := -trimpath -tags grpcnotrace
 # Modules with a main package, built into ./bin.
 SERVICES := ca registry controlplane sidecar ratelimit meshctl shop
 MODULES := proto services/kit $(addprefix services/,$(SERVICES)) test
@@ -17,7 +22,7 @@ help: ## list targets
 build: ## build every binary (static) into ./bin
 	@mkdir -p $(BIN)
 	@for s in $(SERVICES); do \
-	  if ls services/$$s/*.go >/dev/null 2>&1; then (cd services/$$s && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/$$s .) || exit 1; fi; \
+	  if ls services/$$s/*.go >/dev/null 2>&1; then (cd services/$$s && CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(BIN)/$$s .) || exit 1; fi; \
 	done
 
 dev: build ## run the whole mesh as local processes (no Docker); Ctrl-C stops it
