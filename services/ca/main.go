@@ -8,5 +8,5 @@ import (
 )
 
 func main() {
-	service.Main("ca", app.DefaultConfig(), app.Run)
+	service.Main("ca", app.DefaultConfig(), (*app.Config).Validate, app.Run)
 }

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	service.Main("controlplane", app.DefaultConfig(), app.Run)
+	service.Main("controlplane", app.DefaultConfig(), (*app.Config).Validate, app.Run)
 }

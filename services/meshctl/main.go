@@ -79,7 +79,7 @@ func dev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	var plan devrun.Plan
-	if err := config.LoadFile(*file, &plan); err != nil {
+	if err := config.LoadFile(*file, &plan, plan.Validate); err != nil {
 		return err
 	}
 	r := &devrun.Runner{Plan: &plan, BinDir: *bin, Out: stdout, ReadyTimeout: time.Minute, StopTimeout: 10 * time.Second}

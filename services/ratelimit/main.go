@@ -21,7 +21,7 @@ func main() {
 	cfg := app.DefaultConfig()
 	switch sub {
 	case "":
-		if err := config.Load(flag.NewFlagSet("ratelimit", flag.ExitOnError), args, &cfg); err != nil {
+		if err := config.Load(flag.NewFlagSet("ratelimit", flag.ExitOnError), args, &cfg, func() error { return cfg.Validate() }); err != nil {
 			fmt.Fprintln(os.Stderr, "ratelimit:", err)
 			os.Exit(2)
 		}
@@ -35,7 +35,7 @@ func main() {
 			report(rules.Load(rules.File{Path: *path}))
 			return
 		}
-		if err := config.Load(flag.NewFlagSet("ratelimit validate", flag.ExitOnError), args, &cfg); err != nil {
+		if err := config.Load(flag.NewFlagSet("ratelimit validate", flag.ExitOnError), args, &cfg, func() error { return cfg.Validate() }); err != nil {
 			fmt.Fprintln(os.Stderr, "ratelimit:", err)
 			os.Exit(1)
 		}

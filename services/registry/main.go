@@ -8,5 +8,5 @@ import (
 )
 
 func main() {
-	service.Main("registry", server.DefaultConfig(), server.Run)
+	service.Main("registry", server.DefaultConfig(), (*server.Config).Validate, server.Run)
 }

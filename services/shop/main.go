@@ -8,5 +8,5 @@ import (
 )
 
 func main() {
-	service.Main("shop", app.DefaultConfig(), app.Run)
+	service.Main("shop", app.DefaultConfig(), (*app.Config).Validate, app.Run)
 }

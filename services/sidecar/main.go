@@ -8,5 +8,5 @@ import (
 )
 
 func main() {
-	service.Main("sidecar", app.DefaultConfig(), app.Run)
+	service.Main("sidecar", app.DefaultConfig(), (*app.Config).Validate, app.Run)
 }

@@ -40,7 +40,7 @@ func (c *peerConfig) Validate() error { return c.Config.Validate() }
 
 func runPeer(args []string) int {
 	cfg := peerConfig{Config: service.DefaultConfig("127.0.0.1:0")}
-	if err := config.Load(flag.NewFlagSet("idpeer", flag.ContinueOnError), args, &cfg); err != nil {
+	if err := config.Load(flag.NewFlagSet("idpeer", flag.ContinueOnError), args, &cfg, cfg.Validate); err != nil {
 		fmt.Fprintln(os.Stderr, "idpeer:", err)
 		return 2
 	}

@@ -58,7 +58,7 @@ func load(t *testing.T, args []string) (*testConfig, error) {
 	cfg := defaults()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return cfg, config.Load(fs, args, cfg)
+	return cfg, config.Load(fs, args, cfg, cfg.Validate)
 }
 
 func TestLoadLayers(t *testing.T) {
@@ -201,7 +201,7 @@ func FuzzLoadFile(f *testing.F) {
 			t.Fatal(err)
 		}
 		cfg := defaults()
-		if err := config.LoadFile(path, cfg); err == nil && (cfg.Name == "" || cfg.Workers < 1) {
+		if err := config.LoadFile(path, cfg, cfg.Validate); err == nil && (cfg.Name == "" || cfg.Workers < 1) {
 			t.Fatalf("accepted an invalid config: %+v", cfg)
 		}
 	})
@@ -223,7 +223,7 @@ func TestInline(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	t.Setenv("SWITCHYARD_PORT", "7")
-	if err := config.Load(fs, []string{"-config", writeFile(t, "level: debug\n")}, cfg); err != nil {
+	if err := config.Load(fs, []string{"-config", writeFile(t, "level: debug\n")}, cfg, cfg.Validate); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Level != "debug" || cfg.Port != 7 {

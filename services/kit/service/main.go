@@ -18,17 +18,14 @@ import (
 //
 // A settings error exits 2 with a message naming the field; an error from
 // runFn exits 1; -h lists every setting with its default.
-func Main[C any, P interface {
-	*C
-	config.Validator
-}](name string, defaults C, runFn func(context.Context, C) error) {
-	os.Exit(dispatch[C, P](name, defaults, os.Args[1:], runFn))
+// validate is the settings' Validate method, e.g. (*app.Config).Validate
+// (see package config for why it is passed rather than called through an
+// interface).
+func Main[C any](name string, defaults C, validate func(*C) error, runFn func(context.Context, C) error) {
+	os.Exit(dispatch(name, defaults, validate, os.Args[1:], runFn))
 }
 
-func dispatch[C any, P interface {
-	*C
-	config.Validator
-}](name string, cfg C, argv []string, runFn func(context.Context, C) error) int {
+func dispatch[C any](name string, cfg C, validate func(*C) error, argv []string, runFn func(context.Context, C) error) int {
 	sub, args := config.Subcommand(argv)
 	switch sub {
 	case "", "validate":
@@ -37,7 +34,7 @@ func dispatch[C any, P interface {
 		return 2
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	if err := config.Load(fs, args, P(&cfg)); err != nil {
+	if err := config.Load(fs, args, &cfg, func() error { return validate(&cfg) }); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

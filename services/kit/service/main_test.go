@@ -37,7 +37,7 @@ func TestDispatch(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ran := 0
-			code := dispatch("unit", mainTestConfig{Port: 8080}, tc.argv, func(_ context.Context, c mainTestConfig) error {
+			code := dispatch("unit", mainTestConfig{Port: 8080}, (*mainTestConfig).Validate, tc.argv, func(_ context.Context, c mainTestConfig) error {
 				ran = c.Port
 				return nil
 			})

@@ -67,7 +67,7 @@ func TestConfigValidate(t *testing.T) {
 // The configuration shipped for compose and make dev must load.
 func TestShippedConfigLoads(t *testing.T) {
 	c := DefaultConfig()
-	if err := config.LoadFile("../../testdata/compose.yaml", &c); err != nil {
+	if err := config.LoadFile("../../testdata/compose.yaml", &c, func() error { return c.Validate() }); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.JoinTokens) < 10 {

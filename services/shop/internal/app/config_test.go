@@ -24,7 +24,7 @@ func load(t *testing.T, file string, args ...string) (Config, error) {
 	fs := flag.NewFlagSet("shop", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfg := DefaultConfig()
-	err := config.Load(fs, args, &cfg)
+	err := config.Load(fs, args, &cfg, func() error { return cfg.Validate() })
 	return cfg, err
 }
 
