@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel"
@@ -14,12 +15,18 @@ import (
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/testpki"
 )
 
+// The proxy's package-level tracer binds to the first global provider set,
+// so every run of the test in one process (-count=N) installs the same one.
+var tracing = sync.OnceValues(func() (*tracetest.SpanRecorder, *sdktrace.TracerProvider) {
+	rec := tracetest.NewSpanRecorder()
+	return rec, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+})
+
 // TestOneSpanPerHop: a request through a sidecar pair yields one span in
 // each sidecar, in the caller's trace, chained parent → child, and the app
 // receives a traceparent that continues the same trace.
 func TestOneSpanPerHop(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	rec, tp := tracing()
 	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.TraceContext{})
