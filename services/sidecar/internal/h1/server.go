@@ -46,33 +46,26 @@ type Server struct {
 	WatchAfter time.Duration
 	Log        *slog.Logger
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*serverConn]struct{}
-	closing  atomic.Bool
-	h2ln     *handoff
-	h2Served chan struct{}
-	done     sync.WaitGroup
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*serverConn]struct{}
+	closing atomic.Bool
+	h2ln    *handoff
+	done    sync.WaitGroup
 }
 
 // h2Preface starts every h2c connection with prior knowledge.
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-// ErrServerClosed is returned by Serve after Shutdown or Close.
-var ErrServerClosed = http.ErrServerClosed
-
-// Serve accepts connections on ln until Shutdown or Close.
+// Serve accepts connections on ln until Shutdown or Close, then returns
+// http.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
 	s.conns = map[*serverConn]struct{}{}
 	if s.H2 != nil {
 		s.h2ln = &handoff{addr: ln.Addr(), conns: make(chan net.Conn), closed: make(chan struct{})}
-		s.h2Served = make(chan struct{})
-		go func() {
-			defer close(s.h2Served)
-			_ = s.H2.Serve(s.h2ln)
-		}()
+		go func() { _ = s.H2.Serve(s.h2ln) }()
 	}
 	s.mu.Unlock()
 	var delay time.Duration
@@ -80,7 +73,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.closing.Load() {
-				return ErrServerClosed
+				return http.ErrServerClosed
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() { // e.g. out of file descriptors: back off as net/http does
@@ -94,7 +87,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		c := &serverConn{s: s, nc: nc}
 		if !s.track(c, true) {
 			nc.Close()
-			return ErrServerClosed
+			return http.ErrServerClosed
 		}
 		s.done.Add(1)
 		go c.serve()
@@ -228,13 +221,17 @@ type serverConn struct {
 	ctx      context.Context
 	idle     atomic.Bool // waiting for the next request: Shutdown may close it
 	hijacked bool
-	// The watch of a slow request (see watch): its timer, whether it was
-	// stopped, the channel closed when a started one returns, and the
-	// byte of the next request it may have read.
+	// The watch of a slow request (see watch): the connection's timer,
+	// armed per request; under wmu, the request's body and cancel and
+	// whether the watch was called off; wexit, signalled each time the
+	// timer's function returns; the byte of the next request it may have
+	// read.
 	wtimer    *time.Timer
 	wmu       sync.Mutex
+	wbody     io.ReadCloser
+	wcancel   context.CancelCauseFunc
 	wstopped  bool
-	wdone     chan struct{}
+	wexit     chan struct{}
 	readAhead []byte
 }
 
@@ -360,10 +357,19 @@ func (c *serverConn) serveOne() bool {
 			req.Body = &expectContinue{ReadCloser: req.Body, w: w}
 		}
 	}
-	c.wstopped, c.wdone = false, nil
-	c.wtimer = time.AfterFunc(s.watchAfter(), func() { c.watch(req.Body, cancel) })
+	c.wmu.Lock()
+	c.wbody, c.wcancel, c.wstopped = req.Body, cancel, false
+	c.wmu.Unlock()
+	if c.wtimer == nil {
+		c.wexit = make(chan struct{}, 1)
+		c.wtimer = time.AfterFunc(s.watchAfter(), c.watch)
+	} else {
+		c.wtimer.Reset(s.watchAfter())
+	}
 	ok := c.runHandler(w, req)
-	c.stopWatch()
+	if !w.hijacked { // Hijack stopped it already
+		c.stopWatch()
+	}
 	if !ok {
 		return false
 	}
@@ -404,16 +410,14 @@ func (c *serverConn) runHandler(w *response, req *http.Request) (ok bool) {
 // the client hanging up cancels it. It starts only when the request has no
 // body (the handler may be reading it) and no pipelined request is
 // buffered; a byte it reads belongs to the next request.
-func (c *serverConn) watch(body io.ReadCloser, cancel context.CancelCauseFunc) {
+func (c *serverConn) watch() {
+	defer func() { c.wexit <- struct{}{} }()
 	c.wmu.Lock()
-	if c.wstopped || body != http.NoBody && body != nil || c.br.Buffered() > 0 {
-		c.wmu.Unlock()
+	body, cancel, stopped := c.wbody, c.wcancel, c.wstopped
+	c.wmu.Unlock()
+	if stopped || body != http.NoBody && body != nil || c.br.Buffered() > 0 {
 		return
 	}
-	done := make(chan struct{})
-	c.wdone = done
-	c.wmu.Unlock()
-	defer close(done)
 	var b [1]byte
 	n, err := c.nc.Read(b[:])
 	if n == 1 {
@@ -425,23 +429,19 @@ func (c *serverConn) watch(body io.ReadCloser, cancel context.CancelCauseFunc) {
 	}
 }
 
-// stopWatch ends the request's watch: it waits for a started one to return
-// before the connection is read again, and puts back a byte it read.
+// stopWatch ends the request's watch before the connection is read again:
+// if the timer fired, it calls the watch off, wakes its read and waits for
+// it to return (it may not have looked at wstopped yet), then puts back a
+// byte it read.
 func (c *serverConn) stopWatch() {
-	t := c.wtimer
-	c.wtimer = nil
-	if t == nil || t.Stop() {
+	if c.wtimer == nil || c.wtimer.Stop() {
 		return
 	}
 	c.wmu.Lock()
-	c.wstopped = true
-	done := c.wdone
+	c.wstopped, c.wbody, c.wcancel = true, nil, nil
 	c.wmu.Unlock()
-	if done == nil {
-		return
-	}
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
-	<-done
+	<-c.wexit
 	_ = c.nc.SetReadDeadline(time.Time{})
 	if len(c.readAhead) > 0 {
 		c.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(c.readAhead), &c.lim), 4<<10)

@@ -32,8 +32,8 @@ func serve(t *testing.T, h http.Handler, mutate ...func(*Server)) (string, *Serv
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
 		s.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
 		}
 	})
 	return ln.Addr().String(), s

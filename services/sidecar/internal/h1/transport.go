@@ -170,11 +170,17 @@ func (c *conn) roundTrip(req *http.Request, reused bool) (*http.Response, error)
 		stop()
 		return nil, c.staleOr(reused, false, fmt.Errorf("h1: write request to %s: %w", c.addr, err))
 	}
+	// Whether the server closed the connection while idle is decided by
+	// the first byte alone: after it, a failure is the response's own.
+	if _, err := c.br.Peek(1); err != nil {
+		stop()
+		return nil, c.staleOr(reused, true, fmt.Errorf("h1: read response from %s: %w", c.addr, err))
+	}
 	for {
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
-			return nil, c.staleOr(reused, true, fmt.Errorf("h1: read response from %s: %w", c.addr, err))
+			return nil, fmt.Errorf("h1: read response from %s: %w", c.addr, err)
 		}
 		switch {
 		case resp.StatusCode == http.StatusSwitchingProtocols:
@@ -197,13 +203,10 @@ func (c *conn) roundTrip(req *http.Request, reused bool) (*http.Response, error)
 }
 
 // staleOr turns a failure on a reused connection into errServerClosedIdle
-// when nothing of a response had arrived: a write failing, or the read
-// ending with EOF or a reset before the first byte.
+// when nothing of a response has arrived: a write failing, or the wait for
+// the first byte ending with EOF or a reset.
 func (c *conn) staleOr(reused, reading bool, err error) error {
 	if !reused {
-		return err
-	}
-	if reading && c.br.Buffered() > 0 {
 		return err
 	}
 	if !reading || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {

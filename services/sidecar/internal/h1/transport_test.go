@@ -506,3 +506,44 @@ func TestWaiterGivesUpWithItsContext(t *testing.T) {
 		t.Fatalf("waiting for a connection past the deadline: %v after %v", err, time.Since(start))
 	}
 }
+
+func TestPartialResponseIsNotResent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var requests atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					if requests.Add(1) == 1 {
+						c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+						continue
+					}
+					c.Write([]byte("HTTP/1.1 200 O")) // cut off mid status line
+					return
+				}
+			}()
+		}
+	}()
+	tr := plainTransport()
+	get(t, tr, "http://"+ln.Addr().String())
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String(), nil)
+	if _, err := tr.RoundTrip(req); err == nil || errors.Is(err, errServerClosedIdle) {
+		t.Fatalf("a response cut off after its first bytes: %v, want a read error that is not errServerClosedIdle", err)
+	}
+	if n := requests.Load(); n != 2 {
+		t.Fatalf("server saw %d requests, want 2: a started response must not be sent again", n)
+	}
+}

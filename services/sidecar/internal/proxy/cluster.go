@@ -32,13 +32,17 @@ type cluster struct {
 	breaker *breaker.Breaker
 	budget  *retry.Budget // nil: no budget
 	outlier *outlier.Detector
-	h1      *h1.Transport   // HTTP/1.1 requests
-	h2      *http.Transport // h2 (or h2c) requests
-	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
-	dialTLS *tls.Config // nil: plaintext
-	noTLS   bool        // the cluster needs mTLS but there is no identity: refuse, never downgrade
-	m       *metrics
-	series  *clusterSeries
+	h1      *h1.Transport   // HTTP/1.1 upstream
+	h2      *http.Transport // h2 (or h2c) upstream
+	// The transport for a request that arrived over HTTP/1.x and over h2:
+	// the cluster's protocol, or for use_downstream_protocol_config the
+	// request's own version.
+	forH1, forH2 http.RoundTripper
+	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
+	dialTLS      *tls.Config // nil: plaintext
+	noTLS        bool        // the cluster needs mTLS but there is no identity: refuse, never downgrade
+	m            *metrics
+	series       *clusterSeries
 
 	mu        sync.Mutex
 	endpoints xds.Endpoints
@@ -111,6 +115,7 @@ func newCluster(cfg xds.ClusterConfig, id Identity, m *metrics, now func() time.
 		t.Protocols.SetUnencryptedHTTP2(true)
 	}
 	c.h2 = t
+	c.forH1, c.forH2 = c.transportFor(false), c.transportFor(true)
 	if cfg.Endpoints != nil {
 		c.setEndpoints(*cfg.Endpoints)
 	}
@@ -308,11 +313,11 @@ func (c *cluster) status() clusterStatus {
 	return s
 }
 
-// roundTripper is the transport for req: the cluster's protocol, or for
-// use_downstream_protocol_config the version req arrived in. A request
-// the cluster's TLS context gives no ALPN for goes the other way.
-func (c *cluster) roundTripper(req *http.Request) http.RoundTripper {
-	useH2 := c.cfg.Protocol == xds.UpstreamHTTP2 || c.cfg.Protocol == xds.UpstreamAsDownstream && req.ProtoMajor == 2
+// transportFor picks the transport for requests that arrived over h2 (or
+// not); a version the cluster's TLS context gives no ALPN for goes the
+// other way.
+func (c *cluster) transportFor(downstreamH2 bool) http.RoundTripper {
+	useH2 := c.cfg.Protocol == xds.UpstreamHTTP2 || c.cfg.Protocol == xds.UpstreamAsDownstream && downstreamH2
 	if c.dialTLS != nil && (useH2 && c.h2.TLSClientConfig == nil || !useH2 && c.h1.TLS == nil) {
 		useH2 = !useH2
 	}
@@ -320,6 +325,14 @@ func (c *cluster) roundTripper(req *http.Request) http.RoundTripper {
 		return c.h2
 	}
 	return c.h1
+}
+
+// roundTripper is the transport for req.
+func (c *cluster) roundTripper(req *http.Request) http.RoundTripper {
+	if req.ProtoMajor == 2 {
+		return c.forH2
+	}
+	return c.forH1
 }
 
 func (c *cluster) closeIdle() {
