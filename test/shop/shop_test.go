@@ -85,7 +85,10 @@ func TestFrontendReturnsUserWithOrdersTracedEndToEnd(t *testing.T) {
 	}
 
 	tr := traces.WaitForTrace(t, 15*time.Second, func(tr harness.Trace) bool {
-		return tr.ID == traceID && harness.HasServices(shop.Apps...)(tr) && serverSpans(tr, "billing") == len(p.Orders)
+		// The frontend's server span ends after its client spans, so with
+		// it every span of the page has been exported.
+		return tr.ID == traceID && harness.HasServices(shop.Apps...)(tr) && serverSpans(tr, "billing") == len(p.Orders) &&
+			serverSpans(tr, "frontend") == 1
 	})
 	// Every app's server span hangs off a client span of its caller: one
 	// connected tree under the caller's traceparent.

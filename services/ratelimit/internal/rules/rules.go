@@ -60,8 +60,21 @@ func (f File) Fingerprint() (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// AddTo implements Source.
-func (f File) AddTo(b *limits.Builder) error { return b.AddPath(f.Path) }
+// AddTo implements Source. An empty file is refused rather than read as
+// "no limits": it is what a reload sees in the middle of a non-atomic
+// rewrite, and it would lift every limit until the next reload.
+func (f File) AddTo(b *limits.Builder) error {
+	files, err := limits.Files(f.Path)
+	if err != nil {
+		return err
+	}
+	for _, name := range files {
+		if st, err := os.Stat(name); err == nil && st.Size() == 0 {
+			return fmt.Errorf("rate limit config %s is empty (write rules files atomically: a new file renamed into place)", name)
+		}
+	}
+	return b.AddPath(f.Path)
+}
 
 // Load reads every source into one configuration.
 func Load(sources ...Source) (*limits.Config, error) {

@@ -89,3 +89,13 @@ func TestNewReloaderRefusesBadStart(t *testing.T) {
 		t.Fatal("missing file accepted")
 	}
 }
+
+func TestEmptyFileIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(File{Path: path}); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Fatalf("an empty rules file: %v, want it refused", err)
+	}
+}
