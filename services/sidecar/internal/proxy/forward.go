@@ -32,15 +32,13 @@ func (e *proxyError) Error() string { return e.reason + ": " + e.msg }
 
 func asProxyError(err error, pe **proxyError) bool { return errors.As(err, pe) }
 
-// forwarder is the ReverseProxy transport: it picks hosts, enforces the
+// send carries req upstream for decision d: it picks hosts, enforces the
 // cluster's circuit breakers, retries per the route's policy within the
-// retry budget, applies per-try timeouts and feeds outlier detection.
-type forwarder struct{ p *Proxy }
-
-func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
-	d := decisionFrom(req.Context())
+// retry budget, applies per-try timeouts and feeds outlier detection. The
+// response's body, when closed, ends the attempt that answered.
+func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 	c := d.cluster
-	m, cs := f.p.m, c.series
+	m, cs := p.m, c.series
 	if c.noTLS {
 		return nil, &proxyError{status: http.StatusServiceUnavailable, reason: "no_identity",
 			msg: "cluster " + c.cfg.Name + " requires mTLS but this sidecar has no identity"}
@@ -80,15 +78,15 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 			ctx, a.cancel = context.WithCancel(ctx)
 			a.timer = time.AfterFunc(policy.PerTryTimeout, func() { a.expired.Store(true); a.cancel() })
 		}
-		// ReverseProxy already gave us a private copy of the request; each
-		// attempt only needs its own URL (and body when replayed), so a
-		// shallow copy does instead of a deep Clone of every header.
+		// The request is the handler's own, already rewritten for
+		// upstream; a retry only needs its own URL (and body when
+		// replayed), so a shallow copy does instead of a deep Clone.
 		out := req
 		if ctx != req.Context() {
 			out = req.WithContext(ctx)
 		}
 		if try == 0 {
-			out.URL.Scheme, out.URL.Host = c.scheme(), host.Addr // ReverseProxy's URL copy is ours
+			out.URL.Scheme, out.URL.Host = c.scheme(), host.Addr
 		} else {
 			u := *req.URL
 			u.Scheme, u.Host = c.scheme(), host.Addr
@@ -124,7 +122,7 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.report(host.Addr, o.Status, o.ConnectFailure || expired)
 		cs.request(m, c.cfg.Name, o.Status)
 		if policy != nil && try < policy.NumRetries && d.replay && policy.Retryable(o) {
-			if slot, ok := f.canRetry(c); ok {
+			if slot, ok := p.canRetry(c); ok {
 				if resp != nil {
 					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 					_ = resp.Body.Close()
@@ -226,15 +224,15 @@ func (b *rwBody) Close() error {
 
 // canRetry checks the max_retries breaker and the retry budget; on success
 // the caller holds a retry slot until the retry attempt ends.
-func (f *forwarder) canRetry(c *cluster) (release func(), ok bool) {
+func (p *Proxy) canRetry(c *cluster) (release func(), ok bool) {
 	rel, ok := c.breaker.TryAcquire(breaker.Retries)
 	if !ok {
-		f.p.m.upstreamOverflow.WithLabelValues(c.cfg.Name, string(breaker.Retries)).Inc()
+		p.m.upstreamOverflow.WithLabelValues(c.cfg.Name, string(breaker.Retries)).Inc()
 		return nil, false
 	}
 	if c.budget != nil && !c.budget.TryRetry() {
 		rel()
-		f.p.m.upstreamOverflow.WithLabelValues(c.cfg.Name, "retry_budget").Inc()
+		p.m.upstreamOverflow.WithLabelValues(c.cfg.Name, "retry_budget").Inc()
 		return nil, false
 	}
 	return rel, true

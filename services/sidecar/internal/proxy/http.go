@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,7 +47,6 @@ var tracer = otel.Tracer("github.com/switchyard-mesh/switchyard/services/sidecar
 type httpHandler struct {
 	p      *Proxy
 	l      *listener
-	rp     *httputil.ReverseProxy
 	bucket struct {
 		sync.Mutex
 		cfg *xds.LocalRateLimit
@@ -57,20 +55,10 @@ type httpHandler struct {
 }
 
 func (p *Proxy) newHTTPHandler(l *listener) *httpHandler {
-	h := &httpHandler{p: p, l: l}
-	h.rp = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      &forwarder{p: p},
-		ErrorHandler:   h.errorHandler,
-		ModifyResponse: h.modifyResponse,
-		BufferPool:     bufferPool{},
-		ErrorLog:       nil,
-	}
-	return h
+	return &httpHandler{p: p, l: l}
 }
 
-// decision is what the handler decided for a request, carried to the
-// forwarder through the request context.
+// decision is what the handler decided for a request, for forward and send.
 type decision struct {
 	listener string
 	route    *route.Route
@@ -81,13 +69,6 @@ type decision struct {
 	inbound  bool
 	rlHeader http.Header // x-ratelimit-* to add to the response
 	traced   bool        // a span was started: inject its context upstream
-}
-
-type decisionKey struct{}
-
-func decisionFrom(ctx context.Context) *decision {
-	d, _ := ctx.Value(decisionKey{}).(*decision)
-	return d
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -216,15 +197,16 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if recording {
 		span.SetAttributes(attribute.String("switchyard.cluster", clusterName))
 	}
-	ctx = context.WithValue(ctx, decisionKey{}, d)
 	if t := rt.Action.Timeout; t > 0 && !isUpgrade(r) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
-	r = r.WithContext(ctx)
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
+	}
 	h.mirror(r, d, rt)
-	h.rp.ServeHTTP(sw, r)
+	h.forward(sw, r, d)
 }
 
 // peerInfo is the verified caller of a TLS connection, worked out once per
@@ -358,7 +340,7 @@ func (h *httpHandler) mirror(r *http.Request, d *decision, rt *route.Route) {
 		out := r.Clone(context.WithoutCancel(r.Context()))
 		out.Host = shadowHost(r.Host)
 		out.RequestURI = ""
-		stripHopHeaders(out.Header)
+		removeHopHeaders(out.Header)
 		go h.p.sendMirror(mc, out, d.body)
 	}
 }
@@ -395,76 +377,6 @@ func shadowHost(host string) string {
 		return net.JoinHostPort(h+"-shadow", p)
 	}
 	return host + "-shadow"
-}
-
-func (h *httpHandler) rewrite(pr *httputil.ProxyRequest) {
-	d := decisionFrom(pr.In.Context())
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = d.cluster.cfg.Name // replaced per attempt by the forwarder
-	// X-Forwarded-For: append the immediate client to the chain.
-	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
-			ip = strings.Join(append(prior[:len(prior):len(prior)], ip), ", ")
-		}
-		pr.Out.Header["X-Forwarded-For"] = []string{ip}
-	}
-	proto := pr.In.Header.Get("X-Forwarded-Proto")
-	if proto == "" || !d.inbound && pr.In.TLS != nil {
-		proto = "http"
-		if pr.In.TLS != nil {
-			proto = "https"
-		}
-	}
-	pr.Out.Header.Set("X-Forwarded-Proto", proto)
-	if host := pr.In.Header.Get("X-Forwarded-Host"); host != "" {
-		pr.Out.Header.Set("X-Forwarded-Host", host)
-	}
-	rt := d.route
-	if rt.Action.PrefixRewrite != "" && rt.Match.Prefix != "" && strings.HasPrefix(pr.Out.URL.Path, rt.Match.Prefix) {
-		pr.Out.URL.Path = rt.Action.PrefixRewrite + strings.TrimPrefix(pr.Out.URL.Path, rt.Match.Prefix)
-		pr.Out.URL.RawPath = ""
-	}
-	rt.RequestHeaders.Apply(pr.Out.Header)
-	if d.traced {
-		otel.GetTextMapPropagator().Inject(pr.In.Context(), propagation.HeaderCarrier(pr.Out.Header))
-	}
-	if d.body != nil {
-		pr.Out.ContentLength = int64(len(d.body))
-	}
-}
-
-func (h *httpHandler) modifyResponse(resp *http.Response) error {
-	d := decisionFrom(resp.Request.Context())
-	if d == nil {
-		return nil
-	}
-	d.route.ResponseHeaders.Apply(resp.Header)
-	for k, v := range d.rlHeader {
-		resp.Header[k] = v
-	}
-	return nil
-}
-
-func (h *httpHandler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	var pe *proxyError
-	switch {
-	case asProxyError(err, &pe):
-		for k, v := range pe.header {
-			w.Header()[k] = v
-		}
-		reply(w, pe.status, pe.reason, pe.msg)
-	case r.Context().Err() == context.DeadlineExceeded:
-		reply(w, http.StatusGatewayTimeout, "upstream_timeout", "upstream request timeout")
-	case r.Context().Err() == context.Canceled:
-		// The caller went away; nobody reads this.
-		w.WriteHeader(499)
-	default:
-		d := decisionFrom(r.Context())
-		if d != nil {
-			h.p.log.Warn("upstream reset", "listener", d.listener, "cluster", d.cluster.cfg.Name, "path", r.URL.Path, "err", err)
-		}
-		reply(w, http.StatusBadGateway, "upstream_reset", "upstream connection error: "+err.Error())
-	}
 }
 
 // reply writes a response generated by the sidecar itself.
@@ -516,20 +428,6 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-// hopHeaders are removed when a request is copied outside ReverseProxy (mirrors).
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-func stripHopHeaders(h http.Header) {
-	for _, f := range h.Values("Connection") {
-		for _, k := range strings.Split(f, ",") {
-			h.Del(strings.TrimSpace(k))
-		}
-	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
-}
-
 // newRequestID is a random (version 4) UUID, built in one allocation.
 func newRequestID() string {
 	var b [16]byte
@@ -574,11 +472,6 @@ func (s *statusWriter) Flush() { _ = http.NewResponseController(s.ResponseWriter
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-type bufferPool struct{}
-
 // 16 KiB copy buffers: large enough for streaming bodies, small enough
 // that a burst of concurrent requests does not balloon the RSS.
 var buffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }

@@ -1,6 +1,8 @@
 package proxy_test
 
 import (
+	"bufio"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -379,6 +381,81 @@ func TestHeadersHygiene(t *testing.T) {
 	}
 	if r.Host != "users" {
 		t.Fatalf("Host %q", r.Host)
+	}
+}
+
+// TestBodyRelay: a stream reaches the caller as it is written, trailers
+// follow the body, and a body the upstream cuts short is not passed on as
+// a complete one.
+func TestBodyRelay(t *testing.T) {
+	firstRead := make(chan struct{})
+	b := newBackend(t, "users", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/stream":
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: one\n\n")
+			w.(http.Flusher).Flush()
+			select { // the second event only once the caller has the first
+			case <-firstRead:
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = io.WriteString(w, "data: two\n\n")
+		case "/trailers":
+			w.Header().Set("Trailer", "X-Checksum")
+			_, _ = io.WriteString(w, "body")
+			w.Header().Set("X-Checksum", "abc")
+		case "/cut":
+			conn, brw, _ := http.NewResponseController(w).Hijack()
+			_, _ = brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+			_ = brw.Flush()
+			conn.Close()
+		}
+	})
+	s := startSidecar(t, nil, "outbound")
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", nil)}, map[string][]string{"users": {b.addr()}}, nil))
+	call := func(path string) *http.Response {
+		req, _ := http.NewRequest("GET", "http://"+s.addr("outbound")+path, nil)
+		req.Host = "users"
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+
+	resp := call("/stream")
+	br := bufio.NewReader(resp.Body)
+	held := time.AfterFunc(3*time.Second, func() { resp.Body.Close() })
+	if line, err := br.ReadString('\n'); err != nil || line != "data: one\n" {
+		t.Fatalf("first event: %q, %v (held back by the sidecar?)", line, err)
+	}
+	held.Stop()
+	close(firstRead)
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "\ndata: two\n\n" {
+		t.Fatalf("rest of stream %q", rest)
+	}
+
+	resp = call("/trailers")
+	if body, err := io.ReadAll(resp.Body); err != nil || string(body) != "body" {
+		t.Fatalf("body %q, %v", body, err)
+	}
+	if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
+		t.Fatalf("trailer X-Checksum %q, want abc (trailers %v)", got, resp.Trailer)
+	}
+
+	// Either the headers never arrive or the body ends in an error; what
+	// must not happen is a short body that looks complete.
+	req, _ := http.NewRequest("GET", "http://"+s.addr("outbound")+"/cut", nil)
+	req.Host = "users"
+	if resp, err := httpClient.Do(req); err == nil {
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Fatalf("a body cut short upstream arrived as complete: %d %q", resp.StatusCode, body)
+		}
 	}
 }
 

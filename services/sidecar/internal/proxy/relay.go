@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// forward relays r upstream and the answer back to w. It does what
+// httputil.ReverseProxy would, without what costs it per request here: a
+// deep copy of the request, each response header re-added value by value,
+// and the media type parsed to choose a flush interval. The handler owns r,
+// so it is rewritten in place.
+func (h *httpHandler) forward(w *statusWriter, r *http.Request, d *decision) {
+	if r.Body != nil {
+		// The transport may still read the body when an attempt ends early;
+		// closing it here keeps such a read from outliving the handler.
+		defer r.Body.Close()
+	}
+	upType := h.rewrite(r, d)
+	resp, err := h.p.send(r, d)
+	if err != nil {
+		h.fail(w, r, d, err)
+		return
+	}
+	d.route.ResponseHeaders.Apply(resp.Header)
+	for k, v := range d.rlHeader {
+		resp.Header[k] = v
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		h.switchProtocols(w, r, d, resp, upType)
+		return
+	}
+	removeHopHeaders(resp.Header)
+	dst := w.Header()
+	for k, v := range resp.Header {
+		dst[k] = v // the response is ours alone: its value slices can be shared
+	}
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		dst["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	// Streams (no length: gRPC, chunked, server-sent events) are flushed as
+	// they arrive; a sized body goes out with the headers in one write.
+	streaming := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	err = copyBody(w, resp.Body, streaming)
+	_ = resp.Body.Close() // ends the attempt and fills resp.Trailer
+	if err != nil {
+		// A body cut short must not look complete downstream: abort the
+		// response (the connection is closed, or the h2 stream reset).
+		panic(http.ErrAbortHandler)
+	}
+	if len(resp.Trailer) > 0 {
+		w.Flush() // trailers need chunked framing, even for a short body
+	}
+	if len(resp.Trailer) == announced {
+		for k, v := range resp.Trailer {
+			dst[k] = v
+		}
+		return
+	}
+	for k, v := range resp.Trailer {
+		dst[http.TrailerPrefix+k] = v
+	}
+}
+
+// rewrite turns the downstream request into the upstream one: hop-by-hop
+// headers removed, X-Forwarded-* set, the route's path and header rewrites
+// applied and the trace context injected. It returns the protocol an
+// upgrade asks for ("" for none).
+func (h *httpHandler) rewrite(r *http.Request, d *decision) (upType string) {
+	hdr := r.Header
+	upType = upgradeHeader(hdr)
+	trailers := headerHasToken(hdr, "Te", "trailers") // gRPC servers require it
+	removeHopHeaders(hdr)
+	if trailers {
+		hdr["Te"] = []string{"trailers"}
+	}
+	if upType != "" {
+		hdr["Connection"] = []string{"Upgrade"}
+		hdr["Upgrade"] = []string{upType}
+	}
+	if _, ok := hdr["User-Agent"]; !ok {
+		hdr["User-Agent"] = []string{""} // no Go default in its place
+	}
+	// X-Forwarded-For: append the immediate client to the chain.
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := hdr["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(append(prior[:len(prior):len(prior)], ip), ", ")
+		}
+		hdr["X-Forwarded-For"] = []string{ip}
+	} else {
+		delete(hdr, "X-Forwarded-For")
+	}
+	proto := hdr.Get("X-Forwarded-Proto")
+	if proto == "" || !d.inbound && r.TLS != nil {
+		proto = "http"
+		if r.TLS != nil {
+			proto = "https"
+		}
+	}
+	hdr["X-Forwarded-Proto"] = []string{proto}
+	delete(hdr, "Forwarded") // RFC 7239 is not maintained here; a stale one would mislead
+	rt := d.route
+	if rt.Action.PrefixRewrite != "" && rt.Match.Prefix != "" && strings.HasPrefix(r.URL.Path, rt.Match.Prefix) {
+		r.URL.Path = rt.Action.PrefixRewrite + strings.TrimPrefix(r.URL.Path, rt.Match.Prefix)
+		r.URL.RawPath = ""
+	}
+	rt.RequestHeaders.Apply(hdr)
+	if d.traced {
+		otel.GetTextMapPropagator().Inject(r.Context(), propagation.HeaderCarrier(hdr))
+	}
+	r.URL.Scheme, r.URL.Host = "http", d.cluster.cfg.Name // scheme and host are set per attempt by send
+	r.RequestURI, r.Close = "", false
+	if d.body != nil {
+		r.ContentLength = int64(len(d.body))
+	}
+	if r.ContentLength == 0 {
+		r.Body = nil // send sets a replayed body per attempt
+	}
+	return upType
+}
+
+// copyBody copies an upstream body downstream, flushing after each read
+// when streaming. Either side failing is an error.
+func copyBody(w *statusWriter, body io.Reader, streaming bool) error {
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if streaming {
+				w.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// switchProtocols completes an upgrade (WebSocket): the 101 response goes
+// downstream on the hijacked connection, then bytes are copied both ways
+// until either side ends.
+func (h *httpHandler) switchProtocols(w *statusWriter, r *http.Request, d *decision, resp *http.Response, upType string) {
+	if got := upgradeHeader(resp.Header); !strings.EqualFold(got, upType) {
+		_ = resp.Body.Close()
+		h.fail(w, r, d, &proxyError{status: http.StatusBadGateway, reason: "upstream_protocol_error",
+			msg: "upstream switched to protocol " + got + " when " + upType + " was requested"})
+		return
+	}
+	backend, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		_ = resp.Body.Close()
+		h.fail(w, r, d, &proxyError{status: http.StatusBadGateway, reason: "upstream_protocol_error",
+			msg: "upstream connection cannot be written after 101 Switching Protocols"})
+		return
+	}
+	client, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		_ = backend.Close()
+		h.fail(w, r, d, &proxyError{status: http.StatusBadGateway, reason: "upgrade_failed",
+			msg: "cannot switch protocols on this connection: " + err.Error()})
+		return
+	}
+	defer client.Close()
+	defer backend.Close()
+	w.status = http.StatusSwitchingProtocols
+	dst := w.Header()
+	for k, v := range resp.Header {
+		dst[k] = v
+	}
+	resp.Header, resp.Body = dst, nil
+	if err := resp.Write(brw); err != nil {
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // a cancelled request (shutdown) ends the tunnel
+		select {
+		case <-r.Context().Done():
+			_ = backend.Close()
+			_ = client.Close()
+		case <-stop:
+		}
+	}()
+	go func() {
+		_, _ = io.Copy(backend, brw) // brw first: bytes the client sent right after the request
+		close(done)
+	}()
+	_, _ = io.Copy(client, backend)
+	_ = backend.Close()
+	_ = client.Close()
+	<-done
+}
+
+// fail answers with the sidecar's own response for an upstream failure.
+func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, d *decision, err error) {
+	var pe *proxyError
+	switch {
+	case errors.As(err, &pe):
+		for k, v := range pe.header {
+			w.Header()[k] = v
+		}
+		reply(w, pe.status, pe.reason, pe.msg)
+	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
+		reply(w, http.StatusGatewayTimeout, "upstream_timeout", "upstream request timeout")
+	case errors.Is(r.Context().Err(), context.Canceled):
+		// The caller went away; nobody reads this.
+		w.WriteHeader(499)
+	default:
+		h.p.log.Warn("upstream reset", "listener", d.listener, "cluster", d.cluster.cfg.Name, "path", r.URL.Path, "err", err)
+		reply(w, http.StatusBadGateway, "upstream_reset", "upstream connection error: "+err.Error())
+	}
+}
+
+func upgradeHeader(h http.Header) string {
+	if !headerHasToken(h, "Connection", "upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// hopHeaders are meaningful for one connection only (RFC 9110 §7.6.1).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopHeaders deletes the hop-by-hop headers and those that
+// Connection names.
+func removeHopHeaders(h http.Header) {
+	for _, f := range h["Connection"] {
+		for k := range strings.SplitSeq(f, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				delete(h, http.CanonicalHeaderKey(k))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
