@@ -24,6 +24,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -31,7 +32,42 @@ import (
 // Conn is a *net.TCPConn whose Read and Write use raw system calls.
 type Conn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	r, w rawOp
+}
+
+// rawOp is one direction's system call, set up once per connection: a
+// closure capturing each call's buffer and results would cost three
+// allocations per read or write.
+type rawOp struct {
+	mu    sync.Mutex // net.Conn allows concurrent calls; each needs its own results
+	trap  uintptr    // SYS_READ or SYS_WRITE
+	buf   []byte
+	n     uintptr
+	errno syscall.Errno
+	fn    func(fd uintptr) bool // o.call, bound once
+}
+
+// call makes the system call; false asks the poller to wait for readiness.
+func (o *rawOp) call(fd uintptr) bool {
+	for {
+		o.n, _, o.errno = syscall.RawSyscall(o.trap, fd, uintptr(unsafe.Pointer(&o.buf[0])), uintptr(len(o.buf)))
+		if o.errno != syscall.EINTR {
+			return o.errno != syscall.EAGAIN
+		}
+	}
+}
+
+// do runs one call on buf through the poller (wait, op is the poller's
+// RawConn.Read or RawConn.Write).
+func (o *rawOp) do(wait func(func(uintptr) bool) error, buf []byte) (uintptr, syscall.Errno, error) {
+	o.mu.Lock()
+	o.buf = buf
+	err := wait(o.fn)
+	n, errno := o.n, o.errno
+	o.buf = nil
+	o.mu.Unlock()
+	return n, errno, err
 }
 
 // Wrap returns c with raw reads and writes when it is a TCP connection, and
@@ -45,7 +81,10 @@ func Wrap(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &Conn{TCPConn: tc, rc: rc}
+	rw := &Conn{TCPConn: tc, rc: rc}
+	rw.r.trap, rw.r.fn = syscall.SYS_READ, rw.r.call
+	rw.w.trap, rw.w.fn = syscall.SYS_WRITE, rw.w.call
+	return rw
 }
 
 // Read reads up to len(p) bytes, waiting in the runtime poller while the
@@ -54,16 +93,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n uintptr
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN
-			}
-		}
-	})
+	n, errno, err := c.r.do(c.rc.Read, p)
 	switch {
 	case err != nil:
 		return 0, err
@@ -80,16 +110,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	written := 0
 	for written < len(p) {
-		var n uintptr
-		var errno syscall.Errno
-		err := c.rc.Write(func(fd uintptr) bool {
-			for {
-				n, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[written])), uintptr(len(p)-written))
-				if errno != syscall.EINTR {
-					return errno != syscall.EAGAIN
-				}
-			}
-		})
+		n, errno, err := c.w.do(c.rc.Write, p[written:])
 		if err != nil {
 			return written, err
 		}

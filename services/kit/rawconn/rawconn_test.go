@@ -164,3 +164,21 @@ func TestZeroLengthReadAndWrite(t *testing.T) {
 		t.Fatalf("Write(nil) = %d, %v", n, err)
 	}
 }
+
+// TestReadAndWriteDoNotAllocate: a proxy makes several of these calls per
+// request; each allocation there is garbage at the request rate.
+func TestReadAndWriteDoNotAllocate(t *testing.T) {
+	client, server := pair(t)
+	out, in := []byte("ping"), make([]byte, 16)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := client.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(server, in[:len(out)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per write and read, want 0", allocs)
+	}
+}

@@ -44,10 +44,15 @@ type Breaker struct {
 	requests int64
 	pending  int64
 	waiters  []chan struct{}
+	release  func() // releaseRequest, bound once rather than per request
 }
 
 // New returns a breaker enforcing l.
-func New(l Limits) *Breaker { return &Breaker{limits: l} }
+func New(l Limits) *Breaker {
+	b := &Breaker{limits: l}
+	b.release = b.releaseRequest
+	return b
+}
 
 // Limits returns the breaker's caps.
 func (b *Breaker) Limits() Limits { return b.limits }
@@ -60,7 +65,7 @@ func (b *Breaker) AcquireRequest(ctx context.Context) (release func(), overflow 
 	if b.requests < b.limits.MaxRequests {
 		b.requests++
 		b.mu.Unlock()
-		return b.releaseRequest, "", nil
+		return b.release, "", nil
 	}
 	if b.pending >= b.limits.MaxPending {
 		b.mu.Unlock()
@@ -77,7 +82,7 @@ func (b *Breaker) AcquireRequest(ctx context.Context) (release func(), overflow 
 	b.mu.Unlock()
 	select {
 	case <-ch: // releaseRequest handed its slot over to us
-		return b.releaseRequest, "", nil
+		return b.release, "", nil
 	case <-ctx.Done():
 		b.mu.Lock()
 		for i, w := range b.waiters {

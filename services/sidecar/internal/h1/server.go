@@ -27,7 +27,11 @@ import (
 // Differences from net/http's server, on purpose: no Content-Type
 // sniffing (a proxy passes the upstream's headers as they are); a client
 // hanging up is noticed only once a request has run for WatchAfter
-// (net/http starts a background read on every request to notice it).
+// (net/http starts a background read on every request to notice it); a
+// request's context is its connection's, cancelled when the client hangs
+// up or the connection ends but not when the handler returns (a context
+// per request, and the children each one collects, cost allocations on
+// every request; what a handler derives from it, it cancels itself).
 type Server struct {
 	Handler http.Handler
 	// TLS, when set, is the server TLS config: connections are handshaken
@@ -218,18 +222,18 @@ type serverConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	tls      *tls.ConnectionState
-	ctx      context.Context
+	remote   string          // the client's address, every request's RemoteAddr
+	ctx      context.Context // every request's context
+	cancel   context.CancelCauseFunc
 	idle     atomic.Bool // waiting for the next request: Shutdown may close it
 	hijacked bool
 	// The watch of a slow request (see watch): the connection's timer,
-	// armed per request; under wmu, the request's body and cancel and
-	// whether the watch was called off; wexit, signalled each time the
-	// timer's function returns; the byte of the next request it may have
-	// read.
+	// armed per request; under wmu, the request's body and whether the
+	// watch was called off; wexit, signalled each time the timer's
+	// function returns; the byte of the next request it may have read.
 	wtimer    *time.Timer
 	wmu       sync.Mutex
 	wbody     io.ReadCloser
-	wcancel   context.CancelCauseFunc
 	wstopped  bool
 	wexit     chan struct{}
 	readAhead []byte
@@ -286,6 +290,9 @@ func (c *serverConn) serve() {
 	if s.ConnContext != nil {
 		c.ctx = s.ConnContext(c.ctx, c.nc)
 	}
+	c.ctx, c.cancel = context.WithCancelCause(c.ctx)
+	defer c.cancel(nil)
+	c.remote = c.nc.RemoteAddr().String()
 	for c.serveOne() {
 	}
 }
@@ -341,11 +348,9 @@ func (c *serverConn) serveOne() bool {
 		c.fail(http.StatusBadRequest, "missing required Host header")
 		return false
 	}
-	req.RemoteAddr = c.nc.RemoteAddr().String()
+	req.RemoteAddr = c.remote
 	req.TLS = c.tls
-	ctx, cancel := context.WithCancelCause(c.ctx)
-	defer cancel(nil)
-	req = req.WithContext(ctx)
+	req = req.WithContext(c.ctx)
 	w := &response{c: c, req: req, header: http.Header{}, status: http.StatusOK}
 	if req.Header.Get("Expect") != "" {
 		if !strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
@@ -358,7 +363,7 @@ func (c *serverConn) serveOne() bool {
 		}
 	}
 	c.wmu.Lock()
-	c.wbody, c.wcancel, c.wstopped = req.Body, cancel, false
+	c.wbody, c.wstopped = req.Body, false
 	c.wmu.Unlock()
 	if c.wtimer == nil {
 		c.wexit = make(chan struct{}, 1)
@@ -413,7 +418,7 @@ func (c *serverConn) runHandler(w *response, req *http.Request) (ok bool) {
 func (c *serverConn) watch() {
 	defer func() { c.wexit <- struct{}{} }()
 	c.wmu.Lock()
-	body, cancel, stopped := c.wbody, c.wcancel, c.wstopped
+	body, stopped := c.wbody, c.wstopped
 	c.wmu.Unlock()
 	if stopped || body != http.NoBody && body != nil || c.br.Buffered() > 0 {
 		return
@@ -425,7 +430,7 @@ func (c *serverConn) watch() {
 		return
 	}
 	if err != nil && !isTimeout(err) {
-		cancel(fmt.Errorf("client closed the connection: %w", err))
+		c.cancel(fmt.Errorf("client closed the connection: %w", err))
 	}
 }
 
@@ -438,7 +443,7 @@ func (c *serverConn) stopWatch() {
 		return
 	}
 	c.wmu.Lock()
-	c.wstopped, c.wbody, c.wcancel = true, nil, nil
+	c.wstopped, c.wbody = true, nil
 	c.wmu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 	<-c.wexit
@@ -657,7 +662,7 @@ func (w *response) sendHeader(complete bool) error {
 	bw.WriteString("HTTP/1.")
 	bw.WriteByte('0' + byte(min(req.ProtoMinor, 1)))
 	bw.WriteByte(' ')
-	bw.WriteString(strconv.Itoa(w.status))
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(w.status), 10))
 	bw.WriteByte(' ')
 	bw.WriteString(http.StatusText(w.status))
 	bw.WriteString("\r\n")

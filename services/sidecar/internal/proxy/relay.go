@@ -85,14 +85,14 @@ func (h *httpHandler) rewrite(r *http.Request, d *decision) (upType string) {
 	trailers := headerHasToken(hdr, "Te", "trailers") // gRPC servers require it
 	removeHopHeaders(hdr)
 	if trailers {
-		hdr["Te"] = []string{"trailers"}
+		hdr["Te"] = teTrailers
 	}
 	if upType != "" {
 		hdr["Connection"] = []string{"Upgrade"}
 		hdr["Upgrade"] = []string{upType}
 	}
 	if _, ok := hdr["User-Agent"]; !ok {
-		hdr["User-Agent"] = []string{""} // no Go default in its place
+		hdr["User-Agent"] = noUserAgent // no Go default in its place
 	}
 	// X-Forwarded-For: append the immediate client to the chain.
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -103,14 +103,12 @@ func (h *httpHandler) rewrite(r *http.Request, d *decision) (upType string) {
 	} else {
 		delete(hdr, "X-Forwarded-For")
 	}
-	proto := hdr.Get("X-Forwarded-Proto")
-	if proto == "" || !d.inbound && r.TLS != nil {
-		proto = "http"
+	if hdr.Get("X-Forwarded-Proto") == "" || !d.inbound && r.TLS != nil {
+		hdr["X-Forwarded-Proto"] = forwardedHTTP
 		if r.TLS != nil {
-			proto = "https"
+			hdr["X-Forwarded-Proto"] = forwardedHTTPS
 		}
 	}
-	hdr["X-Forwarded-Proto"] = []string{proto}
 	delete(hdr, "Forwarded") // RFC 7239 is not maintained here; a stale one would mislead
 	rt := d.route
 	if rt.Action.PrefixRewrite != "" && rt.Match.Prefix != "" && strings.HasPrefix(r.URL.Path, rt.Match.Prefix) {
@@ -242,6 +240,15 @@ func upgradeHeader(h http.Header) string {
 	}
 	return h.Get("Upgrade")
 }
+
+// Header values set on every request, shared rather than allocated each
+// time (header slices are replaced or appended to, never written in place).
+var (
+	teTrailers     = []string{"trailers"}
+	noUserAgent    = []string{""}
+	forwardedHTTP  = []string{"http"}
+	forwardedHTTPS = []string{"https"}
+)
 
 // hopHeaders are meaningful for one connection only (RFC 9110 §7.6.1).
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
