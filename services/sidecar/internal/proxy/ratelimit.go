@@ -96,6 +96,10 @@ func (p *Proxy) rlsConn(name string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpc.NewClient("passthrough:///"+name,
 		grpc.WithTransportCredentials(creds),
+		// A fixed window turns off grpc-go's bandwidth-estimation pings, a
+		// write and a read more per call on both sides for calls far too
+		// small to fill any window.
+		grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			c := p.cluster(name)
 			if c == nil {
