@@ -30,8 +30,6 @@ type proxyError struct {
 
 func (e *proxyError) Error() string { return e.reason + ": " + e.msg }
 
-func asProxyError(err error, pe **proxyError) bool { return errors.As(err, pe) }
-
 // send carries req upstream for decision d: it picks hosts, enforces the
 // cluster's circuit breakers, retries per the route's policy within the
 // retry budget, applies per-try timeouts and feeds outlier detection. The
