@@ -429,7 +429,8 @@ type Options struct {
 
 // NewClient builds the UniversalClient Options describe.
 func NewClient(o Options) redis.UniversalClient {
-	dialer := &net.Dialer{Timeout: max(o.Timeout*4, 100*time.Millisecond), KeepAlive: 30 * time.Second}
+	dialTimeout := max(o.Timeout*4, 100*time.Millisecond)
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return redis.NewUniversalClient(&redis.UniversalOptions{
 		// Raw socket calls: fewer OS thread hand-offs per pipeline round
 		// trip (kit/rawconn).
@@ -441,7 +442,7 @@ func NewClient(o Options) redis.UniversalClient {
 		Username:              o.Username,
 		Password:              o.Password,
 		DB:                    o.DB,
-		DialTimeout:           max(o.Timeout*4, 100*time.Millisecond),
+		DialTimeout:           dialTimeout,
 		ReadTimeout:           o.Timeout,
 		WriteTimeout:          o.Timeout,
 		ContextTimeoutEnabled: true,

@@ -278,13 +278,16 @@ func TestUpgradeGivesTheConnectionToTheCaller(t *testing.T) {
 	}
 }
 
-// rawUpstream answers every request on a connection with the bytes given.
-func rawUpstream(t *testing.T, answer string) string {
+// rawUpstream answers the n-th request it reads (from 1, over all
+// connections) with the bytes answer(n) returns, closing the connection
+// after them when hangUp is set; requests counts what it read.
+func rawUpstream(t *testing.T, answer func(n int64) (reply string, hangUp bool)) (url string, requests *atomic.Int64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	requests = new(atomic.Int64)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -298,16 +301,22 @@ func rawUpstream(t *testing.T, answer string) string {
 					if _, err := http.ReadRequest(br); err != nil {
 						return
 					}
-					c.Write([]byte(answer))
+					reply, hangUp := answer(requests.Add(1))
+					c.Write([]byte(reply))
+					if hangUp {
+						return
+					}
 				}
 			}()
 		}
 	}()
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), requests
 }
 
 func TestInterimResponsesAreSkipped(t *testing.T) {
-	url := rawUpstream(t, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	url, _ := rawUpstream(t, func(int64) (string, bool) {
+		return "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
 	tr := plainTransport()
 	for range 2 {
 		resp, body := get(t, tr, url)
@@ -508,38 +517,15 @@ func TestWaiterGivesUpWithItsContext(t *testing.T) {
 }
 
 func TestPartialResponseIsNotResent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var requests atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					if requests.Add(1) == 1 {
-						c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-						continue
-					}
-					c.Write([]byte("HTTP/1.1 200 O")) // cut off mid status line
-					return
-				}
-			}()
+	url, requests := rawUpstream(t, func(n int64) (string, bool) {
+		if n == 1 {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 		}
-	}()
+		return "HTTP/1.1 200 O", true // cut off mid status line
+	})
 	tr := plainTransport()
-	get(t, tr, "http://"+ln.Addr().String())
-	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String(), nil)
+	get(t, tr, url)
+	req, _ := http.NewRequest("GET", url, nil)
 	if _, err := tr.RoundTrip(req); err == nil || errors.Is(err, errServerClosedIdle) {
 		t.Fatalf("a response cut off after its first bytes: %v, want a read error that is not errServerClosedIdle", err)
 	}

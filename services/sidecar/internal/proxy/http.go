@@ -69,6 +69,7 @@ type decision struct {
 	inbound  bool
 	rlHeader http.Header // x-ratelimit-* to add to the response
 	traced   bool        // a span was started: inject its context upstream
+	upgrade  string      // the protocol an upgrade asks for (WebSocket); "" for none
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -137,8 +138,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if isUpgrade(r) && !hc.WebSocket {
-		reply(sw, http.StatusForbidden, "upgrade_not_allowed", "upgrade to "+r.Header.Get("Upgrade")+" is not enabled on this listener")
+	upgrade := upgradeHeader(r.Header)
+	if upgrade != "" && !hc.WebSocket {
+		reply(sw, http.StatusForbidden, "upgrade_not_allowed", "upgrade to "+upgrade+" is not enabled on this listener")
 		return
 	}
 	table := hc.Routes
@@ -160,7 +162,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clusterName := rt.Action.PickCluster(rand.Uint64())
-	d := &decision{listener: lc.Name, route: rt, inbound: inbound, traced: traced}
+	d := &decision{listener: lc.Name, route: rt, inbound: inbound, traced: traced, upgrade: upgrade}
 	if g := hc.RateLimit; g != nil && len(rt.Action.RateLimits) > 0 {
 		limited, hdr, status := h.p.globalRateLimit(ctx, lc.Name, g, rt, r, clusterName)
 		if g.RateLimitHeaders {
@@ -197,7 +199,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if recording {
 		span.SetAttributes(attribute.String("switchyard.cluster", clusterName))
 	}
-	if t := rt.Action.Timeout; t > 0 && !isUpgrade(r) {
+	if t := rt.Action.Timeout; t > 0 && upgrade == "" {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
@@ -413,13 +415,18 @@ func port(a net.Addr) uint32 {
 	return 0
 }
 
-func isUpgrade(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header, "Connection", "upgrade")
+// upgradeHeader is the protocol an upgrade request or 101 response names,
+// or "" when Connection does not list "upgrade".
+func upgradeHeader(h http.Header) string {
+	if !headerHasToken(h, "Connection", "upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
 }
 
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
+		for t := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}

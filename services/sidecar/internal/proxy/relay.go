@@ -23,7 +23,7 @@ func (h *httpHandler) forward(w *statusWriter, r *http.Request, d *decision) {
 		// closing it here keeps such a read from outliving the handler.
 		defer r.Body.Close()
 	}
-	upType := h.rewrite(r, d)
+	h.rewrite(r, d)
 	resp, err := h.p.send(r, d)
 	if err != nil {
 		h.fail(w, r, d, err)
@@ -34,7 +34,7 @@ func (h *httpHandler) forward(w *statusWriter, r *http.Request, d *decision) {
 		resp.Header[k] = v
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		h.switchProtocols(w, r, d, resp, upType)
+		h.switchProtocols(w, r, d, resp)
 		return
 	}
 	removeHopHeaders(resp.Header)
@@ -77,19 +77,18 @@ func (h *httpHandler) forward(w *statusWriter, r *http.Request, d *decision) {
 
 // rewrite turns the downstream request into the upstream one: hop-by-hop
 // headers removed, X-Forwarded-* set, the route's path and header rewrites
-// applied and the trace context injected. It returns the protocol an
-// upgrade asks for ("" for none).
-func (h *httpHandler) rewrite(r *http.Request, d *decision) (upType string) {
+// applied and the trace context injected. Scheme and host are set per
+// attempt by send.
+func (h *httpHandler) rewrite(r *http.Request, d *decision) {
 	hdr := r.Header
-	upType = upgradeHeader(hdr)
 	trailers := headerHasToken(hdr, "Te", "trailers") // gRPC servers require it
 	removeHopHeaders(hdr)
 	if trailers {
 		hdr["Te"] = teTrailers
 	}
-	if upType != "" {
+	if d.upgrade != "" {
 		hdr["Connection"] = []string{"Upgrade"}
-		hdr["Upgrade"] = []string{upType}
+		hdr["Upgrade"] = []string{d.upgrade}
 	}
 	if _, ok := hdr["User-Agent"]; !ok {
 		hdr["User-Agent"] = noUserAgent // no Go default in its place
@@ -119,7 +118,6 @@ func (h *httpHandler) rewrite(r *http.Request, d *decision) (upType string) {
 	if d.traced {
 		otel.GetTextMapPropagator().Inject(r.Context(), propagation.HeaderCarrier(hdr))
 	}
-	r.URL.Scheme, r.URL.Host = "http", d.cluster.cfg.Name // scheme and host are set per attempt by send
 	r.RequestURI, r.Close = "", false
 	if d.body != nil {
 		r.ContentLength = int64(len(d.body))
@@ -127,7 +125,6 @@ func (h *httpHandler) rewrite(r *http.Request, d *decision) (upType string) {
 	if r.ContentLength == 0 {
 		r.Body = nil // send sets a replayed body per attempt
 	}
-	return upType
 }
 
 // copyBody copies an upstream body downstream, flushing after each read
@@ -158,11 +155,11 @@ func copyBody(w *statusWriter, body io.Reader, streaming bool) error {
 // switchProtocols completes an upgrade (WebSocket): the 101 response goes
 // downstream on the hijacked connection, then bytes are copied both ways
 // until either side ends.
-func (h *httpHandler) switchProtocols(w *statusWriter, r *http.Request, d *decision, resp *http.Response, upType string) {
-	if got := upgradeHeader(resp.Header); !strings.EqualFold(got, upType) {
+func (h *httpHandler) switchProtocols(w *statusWriter, r *http.Request, d *decision, resp *http.Response) {
+	if got := upgradeHeader(resp.Header); !strings.EqualFold(got, d.upgrade) {
 		_ = resp.Body.Close()
 		h.fail(w, r, d, &proxyError{status: http.StatusBadGateway, reason: "upstream_protocol_error",
-			msg: "upstream switched to protocol " + got + " when " + upType + " was requested"})
+			msg: "upstream switched to protocol " + got + " when " + d.upgrade + " was requested"})
 		return
 	}
 	backend, ok := resp.Body.(io.ReadWriteCloser)
@@ -232,13 +229,6 @@ func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, d *decision, 
 		h.p.log.Warn("upstream reset", "listener", d.listener, "cluster", d.cluster.cfg.Name, "path", r.URL.Path, "err", err)
 		reply(w, http.StatusBadGateway, "upstream_reset", "upstream connection error: "+err.Error())
 	}
-}
-
-func upgradeHeader(h http.Header) string {
-	if !headerHasToken(h, "Connection", "upgrade") {
-		return ""
-	}
-	return h.Get("Upgrade")
 }
 
 // Header values set on every request, shared rather than allocated each
