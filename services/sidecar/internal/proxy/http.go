@@ -79,7 +79,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.l.m.request(h.p.m, lc.Name, sw.status, time.Since(start)) }()
 	hc := lc.HTTP
 	inbound := lc.Direction == xds.Inbound
-	if r.Header.Get("x-request-id") == "" {
+	// By the canonical key: Get would build "X-Request-Id" from the
+	// lower-case name on every request.
+	if id := r.Header["X-Request-Id"]; len(id) == 0 || id[0] == "" {
 		r.Header["X-Request-Id"] = []string{newRequestID()}
 	}
 	// One span per hop when a tracer provider is installed. Without one a
@@ -99,7 +101,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	recording := span.IsRecording() // attributes cost allocations: only when exported
 	if recording {
 		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("server.address", r.Host),
-			attribute.String("url.path", r.URL.Path), attribute.String("switchyard.request_id", r.Header.Get("x-request-id")))
+			attribute.String("url.path", r.URL.Path), attribute.String("switchyard.request_id", r.Header["X-Request-Id"][0]))
 	}
 	if traced {
 		defer func() {
