@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Server serves HTTP/1.1 connections with an http.Handler, one goroutine
@@ -348,6 +350,10 @@ func (c *serverConn) serveOne() bool {
 		c.fail(http.StatusBadRequest, "missing required Host header")
 		return false
 	}
+	if hosts := req.Header["Host"]; len(hosts) > 1 || len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]) || !httpguts.ValidHostHeader(req.Host) {
+		c.fail(http.StatusBadRequest, "malformed Host header")
+		return false
+	}
 	req.RemoteAddr = c.remote
 	req.TLS = c.tls
 	req = req.WithContext(c.ctx)
@@ -666,9 +672,7 @@ func (w *response) sendHeader(complete bool) error {
 	bw.WriteByte(' ')
 	bw.WriteString(http.StatusText(w.status))
 	bw.WriteString("\r\n")
-	if err := h.WriteSubset(bw, trailerKeys(w.trailers)); err != nil {
-		return err
-	}
+	writeFields(bw, h, w.trailers)
 	_, err := bw.WriteString("\r\n")
 	if w.chunked {
 		h.Del("Transfer-Encoding")
@@ -692,17 +696,6 @@ func putBuffer(b []byte) {
 	if cap(b) == bufferLimit {
 		bodyBuffers.Put(&b)
 	}
-}
-
-func trailerKeys(names []string) map[string]bool {
-	if len(names) == 0 {
-		return nil
-	}
-	m := make(map[string]bool, len(names))
-	for _, n := range names {
-		m[n] = true
-	}
-	return m
 }
 
 // Flush sends the headers (deciding on chunked framing) and what is buffered.

@@ -141,6 +141,9 @@ func TestServerRefusesBadRequests(t *testing.T) {
 		{"garbage", "NOT HTTP\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"headers too large", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 4096) + "\r\n\r\n", "HTTP/1.1 431 Request Header Fields Too Large"},
 		{"no Host in HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"malformed Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"two Host headers", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"malformed host in absolute form", "GET http://a%2fb/ HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 Bad Request"},
 		{"unknown Expect", "GET / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n", "HTTP/1.1 417 Expectation Failed"},
 	}
 	for _, tc := range cases {

@@ -12,9 +12,11 @@
 // calling its upstreams one request at a time per connection needs
 // neither, and in the sidecar pair benchmark those hand-offs and the reads
 // that park them were about a quarter of the sidecar's CPU per request.
-// Both keep net/http's types and its wire code where it is exported
-// (Request.Write, ReadRequest, ReadResponse, Header.Write), so the rest of
-// the proxy does not know which engine serves it.
+// Both keep net/http's types, so the rest of the proxy does not know which
+// engine serves it, and its parsers (ReadRequest, ReadResponse); requests
+// and response heads are written by this package (wire.go), framed as
+// net/http frames them (a differential test and fuzz test hold the two
+// together) but without its per-request fmt calls and header sorting.
 //
 // What the client does differently: a request body is written completely
 // before the response is read (an upstream answering early and closing
@@ -162,7 +164,7 @@ func (c *conn) roundTrip(req *http.Request, reused bool) (*http.Response, error)
 	// A cancelled request interrupts whatever I/O is in progress, here or
 	// while the caller reads the body.
 	stop := context.AfterFunc(req.Context(), func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
-	if err := req.Write(c.bw); err != nil {
+	if err := writeRequest(c.bw, req); err != nil {
 		stop()
 		return nil, c.staleOr(reused, false, fmt.Errorf("h1: write request to %s: %w", c.addr, err))
 	}
