@@ -95,7 +95,7 @@ func TestLoad(t *testing.T) {
 	}
 	// The load generator shares the two cores, so it is kept lean: requests
 	// built once, and the same GC setting as the service.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetGCPercent(debug.SetGCPercent(2000))
 	const callers, values = 32, 1000
 	reqs := map[string][]*rlsv3.RateLimitRequest{}
 	for _, key := range []string{"bench", "attacker"} {
@@ -114,42 +114,16 @@ func TestLoad(t *testing.T) {
 			}
 		}
 	}
-	phase := func(name, key string, wantCode rlsv3.RateLimitResponse_Code) {
+	// measure runs load for one phase and reports throughput, latency,
+	// Redis commands and CPU per decision.
+	measure := func(name string, load func() (lat []time.Duration, wrong int)) {
 		if name != "warm-up" {
 			profile(name)
 		}
 		before := commands()
 		cpu0, rcpu0, self0 := in.metric(t, "process_cpu_seconds_total"), redisCPU(), selfCPU()
-		var mu sync.Mutex
-		var lat []time.Duration
-		wrong := 0
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		var wg sync.WaitGroup
 		start := time.Now()
-		for w := range callers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := rlsv3.NewRateLimitServiceClient(conns[w%len(conns)])
-				mine := make([]time.Duration, 0, 1<<16)
-				bad := 0
-				for i := w; ctx.Err() == nil; i += callers {
-					req := reqs[key][i%values]
-					t0 := time.Now()
-					resp, err := c.ShouldRateLimit(context.Background(), req)
-					mine = append(mine, time.Since(t0))
-					if err != nil || resp.GetOverallCode() != wantCode {
-						bad++
-					}
-				}
-				mu.Lock()
-				lat = append(lat, mine...)
-				wrong += bad
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
+		lat, wrong := load()
 		elapsed := time.Since(start)
 		after := commands()
 		cpu1, rcpu1, self1 := in.metric(t, "process_cpu_seconds_total"), redisCPU(), selfCPU()
@@ -157,27 +131,74 @@ func TestLoad(t *testing.T) {
 		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
 		n := float64(len(lat))
 		perDecision := func(cmd string) float64 { return float64(after[cmd]-before[cmd]) / n }
-		var all int64
-		for k, v := range after {
-			if k != "info" {
-				all += v - before[k]
-			}
-		}
 		t.Logf("%s: %d decisions in %s = %.0f decisions/s; p50 %s, p99 %s, max %s; wrong answers %d",
 			name, len(lat), elapsed.Round(time.Millisecond), n/elapsed.Seconds(), pct(0.50), pct(0.99), lat[len(lat)-1], wrong)
 		t.Logf("%s: Redis commands per decision from INFO commandstats: evalsha %.3f, eval %.3f, all client commands %.3f (inside the script: mget %.3f, incrby %.3f, set %.3f)",
 			name, perDecision("evalsha"), perDecision("eval"), perDecision("evalsha")+perDecision("eval")+perDecision("ping"), perDecision("mget"), perDecision("incrby"), perDecision("set"))
 		t.Logf("%s: CPU per decision: ratelimit %.1fµs, redis-server %.1fµs, load generator %.1fµs",
 			name, (cpu1-cpu0)/n*1e6, (rcpu1-rcpu0)/n*1e6, (self1-self0)/n*1e6)
+		t.Logf("%s: ratelimit RSS %.1f MB, Go heap in use %.1f MB, GC cycles so far %v", name,
+			in.metric(t, "process_resident_memory_bytes")/1e6, in.metric(t, "go_memstats_heap_inuse_bytes")/1e6,
+			in.metric(t, `go_gc_duration_seconds_count`))
 		t.Logf("%s: fail-open decisions so far %v, backend errors: timeout %v error %v", name,
 			in.metric(t, "switchyard_ratelimit_fail_open_total"),
 			in.metric(t, `switchyard_ratelimit_backend_errors_total{reason="timeout"}`),
 			in.metric(t, `switchyard_ratelimit_backend_errors_total{reason="error"}`))
-		_ = all
+	}
+	// phase drives the 32 callers through grpc-go clients.
+	phase := func(name, key string, wantCode rlsv3.RateLimitResponse_Code) {
+		measure(name, func() ([]time.Duration, int) {
+			var mu sync.Mutex
+			var lat []time.Duration
+			wrong := 0
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			var wg sync.WaitGroup
+			for w := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := rlsv3.NewRateLimitServiceClient(conns[w%len(conns)])
+					mine := make([]time.Duration, 0, 1<<16)
+					bad := 0
+					for i := w; ctx.Err() == nil; i += callers {
+						req := reqs[key][i%values]
+						t0 := time.Now()
+						resp, err := c.ShouldRateLimit(context.Background(), req)
+						mine = append(mine, time.Since(t0))
+						if err != nil || resp.GetOverallCode() != wantCode {
+							bad++
+						}
+					}
+					mu.Lock()
+					lat = append(lat, mine...)
+					wrong += bad
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			return lat, wrong
+		})
+	}
+	// leanPhase drives them through h2Load: 4 connections × 8 calls in
+	// flight, at a few µs of CPU per call.
+	leanPhase := func(name, key string, wantCode rlsv3.RateLimitResponse_Code) {
+		gen, err := newH2Load(in.grpc, 4, callers/4, reqs[key], wantCode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		measure(name, func() ([]time.Duration, int) {
+			res, err := gen.run(d)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return res.lat, res.wrong
+		})
 	}
 
 	phase("warm-up", "bench", rlsv3.RateLimitResponse_OK)
 	phase("under limit", "bench", rlsv3.RateLimitResponse_OK)
+	leanPhase("under limit, lean HTTP/2 load generator", "bench", rlsv3.RateLimitResponse_OK)
 
 	// The closed loop above saturates the two shared cores, so its latency
 	// is mostly queueing (Little's law: 32 callers / throughput). An open
@@ -227,6 +248,7 @@ func TestLoad(t *testing.T) {
 		}
 	}
 	phase("known over limit", "attacker", rlsv3.RateLimitResponse_OVER_LIMIT)
+	leanPhase("known over limit, lean HTTP/2 load generator", "attacker", rlsv3.RateLimitResponse_OVER_LIMIT)
 	for _, line := range strings.Split(in.proc.Log(), "\n") {
 		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 			t.Logf("ratelimit log: %s", line)

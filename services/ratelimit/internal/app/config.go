@@ -26,9 +26,12 @@ type Config struct {
 	// Registration puts this replica in the registry's catalog, where the
 	// control plane finds the RLS service for the proxies it configures.
 	Registration RegistrationConfig `yaml:"registration"`
-	// GCPercent trades a little memory (the heap is a few MB) for less GC
-	// work per decision; the GOGC environment variable, when set, wins.
-	GCPercent int `yaml:"gc_percent" help:"Go GC target percentage (GOGC) unless the GOGC variable is set"`
+	// Runtime: concurrency (GOMAXPROCS, default all cores), gc_percent and
+	// memory_limit_mb. The live heap is a few MB and every decision leaves
+	// garbage (gRPC's most of it), so the garbage sets how often it
+	// collects, and each collection delays the decisions in flight: the
+	// default collects rarely.
+	service.RuntimeConfig `yaml:",inline"`
 }
 
 // GRPCConfig is the RLS listener.
@@ -95,7 +98,7 @@ func DefaultConfig() Config {
 		Registration: RegistrationConfig{
 			Service: "ratelimit", TTL: 10 * time.Second, RegistryID: "spiffe://switchyard.local/system/registry",
 		},
-		GCPercent: 400,
+		RuntimeConfig: service.RuntimeConfig{GCPercent: 2000, MemoryLimitMB: 256},
 	}
 }
 
@@ -143,9 +146,7 @@ func (c Config) Validate() error {
 	if c.Decision.ProbeInterval <= 0 {
 		errs = append(errs, config.Errorf("decision.probe_interval", "must be positive, got %s", c.Decision.ProbeInterval))
 	}
-	if c.GCPercent < 0 {
-		errs = append(errs, config.Errorf("gc_percent", "must not be negative, got %d", c.GCPercent))
-	}
+	errs = append(errs, c.RuntimeConfig.Validate())
 	switch c.TLS.Mode {
 	case "spiffe":
 		errs = append(errs, config.Nest("identity", c.Identity.Validate()))

@@ -34,7 +34,8 @@ func TestValidate(t *testing.T) {
 			c.TLS.AllowedClients = []string{"gateway"}
 		}, `tls.allowed_clients: tls.allowed_clients[0]: "gateway" is not a SPIFFE ID`},
 		{"grpc addr", func(c *Config) { c.GRPC.Addr = "8081" }, `grpc.addr: want host:port, got "8081"`},
-		{"gc", func(c *Config) { c.GCPercent = -1 }, "gc_percent: must not be negative"},
+		{"gc", func(c *Config) { c.GCPercent = -2 }, "gc_percent: must be -1 (off) or more"},
+		{"gc off without a memory limit", func(c *Config) { c.GCPercent, c.MemoryLimitMB = -1, 0 }, "gc_percent: -1 (GC off) needs memory_limit_mb"},
 		{"registration needs mTLS", func(c *Config) {
 			c.Registration.RegistryAddr = "registry:7100"
 			c.Registration.AdvertiseAddr = "ratelimit:8081"

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime/debug"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -49,9 +49,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := b.Log
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(cfg.GCPercent)
-	}
+	gogc, memoryLimit := cfg.RuntimeConfig.Apply()
+	log.Info("runtime", "gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc, "memory_limit", memoryLimit)
 
 	var d *decider.Decider
 	reloader, initial, err := rules.NewReloader(log.With("component", "rules"), rules.NewMetrics(b.Metrics),

@@ -38,17 +38,11 @@ type Config struct {
 
 	Registration Registration `yaml:"registration"`
 
-	// Concurrency is how many OS threads run Go code (GOMAXPROCS), like
-	// Envoy's --concurrency; one core (linkerd2-proxy's default) avoids
-	// cross-thread wake-ups and is cheapest per request at sidecar loads.
-	Concurrency int `yaml:"concurrency" help:"cores the proxy uses (GOMAXPROCS); 0: all; the GOMAXPROCS env var wins"`
-
-	// GCPercent and MemoryLimitMB tune the Go garbage collector (GOGC and
-	// GOMEMLIMIT) for a proxy whose live heap is small and steady: the
-	// garbage per request, not the live heap, sets how often it collects.
-	// The GOGC / GOMEMLIMIT environment variables win when set.
-	GCPercent     int `yaml:"gc_percent" help:"GC target: heap growth in % of the live heap before a collection (GOGC); -1: off (then set memory_limit_mb); the GOGC env var wins"`
-	MemoryLimitMB int `yaml:"memory_limit_mb" help:"soft limit in MiB on the Go runtime's memory (GOMEMLIMIT): collect harder near it; 0: none; the GOMEMLIMIT env var wins"`
+	// Runtime: concurrency (GOMAXPROCS) is like Envoy's --concurrency; one
+	// core (linkerd2-proxy's default) avoids cross-thread wake-ups and is
+	// cheapest per request at sidecar loads. The GC settings suit a proxy
+	// whose live heap is small and steady.
+	service.RuntimeConfig `yaml:",inline"`
 
 	WorkloadAPISocket string        `yaml:"workload_api_socket" help:"unix socket for the SPIFFE Workload API (empty: off)"`
 	Drain             time.Duration `yaml:"drain" help:"time for in-flight requests on shutdown or listener replacement"`
@@ -81,9 +75,8 @@ func DefaultConfig() Config {
 			RegistryID: "spiffe://switchyard.local/system/registry",
 			TTL:        10 * time.Second,
 		},
-		Drain:       5 * time.Second,
-		Concurrency: 1,
-		GCPercent:   100,
+		Drain:         5 * time.Second,
+		RuntimeConfig: service.RuntimeConfig{Concurrency: 1, GCPercent: 100},
 	}
 }
 
@@ -107,18 +100,7 @@ func (c Config) Validate() error {
 			errs = append(errs, config.Errorf(field, "%q is not host:port: %v", a, err))
 		}
 	}
-	if c.Concurrency < 0 {
-		errs = append(errs, config.Errorf("concurrency", "must be 0 (all cores) or more, got %d", c.Concurrency))
-	}
-	if c.GCPercent < -1 {
-		errs = append(errs, config.Errorf("gc_percent", "must be -1 (off) or more, got %d", c.GCPercent))
-	}
-	if c.MemoryLimitMB < 0 {
-		errs = append(errs, config.Errorf("memory_limit_mb", "must be 0 (none) or more, got %d", c.MemoryLimitMB))
-	}
-	if c.GCPercent == -1 && c.MemoryLimitMB == 0 {
-		errs = append(errs, config.Errorf("gc_percent", "-1 (GC off) needs memory_limit_mb, or the heap grows without bound"))
-	}
+	errs = append(errs, c.RuntimeConfig.Validate())
 	if c.Drain < 0 {
 		errs = append(errs, config.Errorf("drain", "must not be negative"))
 	}

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,17 +26,13 @@ import (
 
 // Run starts the sidecar and serves until ctx is cancelled.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.Concurrency > 0 && os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(cfg.Concurrency)
-	}
-	tuneGC(cfg)
+	gogc, memoryLimit := cfg.RuntimeConfig.Apply()
 	base, err := service.Start(ctx, "sidecar", cfg.Config)
 	if err != nil {
 		return err
 	}
 	log := base.Log.With("service", cfg.Service)
-	log.Info("proxy runtime", "gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gcPercent(cfg),
-		"memory_limit", debug.SetMemoryLimit(-1)) // a negative limit only reads it
+	log.Info("proxy runtime", "gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gogc, "memory_limit", memoryLimit)
 	// Every series carries the workload's service: with the upstream
 	// cluster label that is the service pair for the mesh dashboard.
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"service": cfg.Service}, base.Metrics)
@@ -114,26 +108,4 @@ func Run(ctx context.Context, cfg Config) error {
 		}).Run)
 	}
 	return base.Run(ctx, tasks...)
-}
-
-// tuneGC applies gc_percent and memory_limit_mb unless the GOGC or
-// GOMEMLIMIT environment variables are set (the runtime read those already).
-func tuneGC(cfg Config) {
-	debug.SetGCPercent(gcPercent(cfg))
-	if cfg.MemoryLimitMB > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
-	}
-}
-
-// gcPercent is the GOGC to run with: the environment's, else the config's.
-func gcPercent(cfg Config) int {
-	if v := os.Getenv("GOGC"); v != "" {
-		if v == "off" {
-			return -1
-		}
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-	}
-	return cfg.GCPercent
 }
