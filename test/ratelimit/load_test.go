@@ -28,8 +28,13 @@ import (
 //
 //	cd test && RATELIMIT_LOAD=10s go test -count=1 -run TestLoad -v ./ratelimit
 //
-// After the closed-loop phases' "under limit", an open-loop phase sends
-// RATELIMIT_RATE decisions/s (default 5000) for the same duration.
+// Each closed-loop phase runs twice: with grpc-go clients (32 goroutines
+// over RATELIMIT_CONNS connections), and with h2Load, a lean HTTP/2
+// generator (4 connections × 8 calls in flight) that costs a third of the
+// CPU per call, as Envoy's C++ RLS client would: on two shared cores the
+// grpc-go generator alone takes ≈ 40 % of the machine. After "under
+// limit", an open-loop phase sends RATELIMIT_RATE decisions/s (default
+// 5000) for the same duration.
 //
 // For tuning: RATELIMIT_CONNS (gRPC connections of the load generator,
 // default 4), RATELIMIT_FLAGS (extra service flags), RATELIMIT_ENV (extra
