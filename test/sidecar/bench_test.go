@@ -34,7 +34,8 @@ import (
 // called directly and through an nginx mTLS pair (the C reference), at a
 // constant 1,000 rps of 1 KB responses; then CPU and RSS per sidecar and
 // the maximum throughput through one pair. The targets are measured
-// interleaved (direct, sidecar pair, nginx pair) for several rounds, so a
+// interleaved (direct, sidecar pair, nginx pair with a worker per core
+// and with one worker per proxy) for several rounds, so a
 // burst of load from elsewhere on a shared host hits all of them alike;
 // the table gives every round and the median of the rounds.
 //
@@ -74,7 +75,8 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 		}
 		return nil
 	})
-	nginxAddr, nginxPIDs := startNginxPair(t, appPort)
+	nginxAddr, nginxPIDs := startNginxPair(t, appPort, "auto")
+	nginx1Addr, nginx1PIDs := startNginxPair(t, appPort, "1")
 
 	type target struct {
 		name, url, host string
@@ -86,7 +88,9 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 		{name: "sidecar pair (mTLS)", url: "http://" + clientSide.outbound + "/", host: "users", pids: [2]int{clientSide.proc.PID(), server.proc.PID()}},
 	}
 	if nginxAddr != "" {
-		targets = append(targets, &target{name: "nginx pair (mTLS)", url: "http://" + nginxAddr + "/", host: "users", pids: nginxPIDs})
+		targets = append(targets, &target{name: "nginx pair (mTLS)", url: "http://" + nginxAddr + "/", host: "users", pids: nginxPIDs},
+			// One worker per proxy: the sidecar's budget (concurrency 1).
+			&target{name: "nginx pair, 1 worker", url: "http://" + nginx1Addr + "/", host: "users", pids: nginx1PIDs})
 	}
 	const rps = 1000
 	load0 := loadAvg()
@@ -378,8 +382,9 @@ func rss(t *testing.T, pid int) string {
 // pair: plain HTTP in, mTLS (TLS 1.3, client certificate verified against a
 // CA) between them, keep-alive pools both sides. It returns the client
 // side's address and the client and server masters' PIDs, or "" when
-// nginx is not installed.
-func startNginxPair(t *testing.T, appPort int) (string, [2]int) {
+// nginx is not installed. workers is worker_processes: "auto" (one per
+// core, nginx's usual production setting) or a number.
+func startNginxPair(t *testing.T, appPort int, workers string) (string, [2]int) {
 	var pids [2]int
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -390,7 +395,7 @@ func startNginxPair(t *testing.T, appPort int) (string, [2]int) {
 	writePKI(t, dir)
 	clientAddr, serverAddr := harness.FreeAddr(t), harness.FreeAddr(t)
 	common := func(name string) string {
-		return fmt.Sprintf(`worker_processes auto;
+		return fmt.Sprintf(`worker_processes %[3]s;
 pid %[1]s/%[2]s.pid;
 error_log %[1]s/%[2]s-error.log warn;
 events { worker_connections 4096; }
@@ -398,7 +403,7 @@ http {
   access_log off;
   client_body_temp_path %[1]s/%[2]s-body; proxy_temp_path %[1]s/%[2]s-proxy;
   fastcgi_temp_path %[1]s/%[2]s-fcgi; uwsgi_temp_path %[1]s/%[2]s-uwsgi; scgi_temp_path %[1]s/%[2]s-scgi;
-`, dir, name)
+`, dir, name, workers)
 	}
 	serverConf := common("server") + fmt.Sprintf(`  upstream app { server 127.0.0.1:%d; keepalive 256; }
   server {
