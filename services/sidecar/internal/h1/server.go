@@ -329,7 +329,12 @@ func (c *serverConn) serveOne() bool {
 		return false
 	}
 	c.idle.Store(false)
-	_ = c.nc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+	// A head that arrived whole, the usual case, is parsed from the
+	// buffer: the header timeout is for one still arriving. (Each deadline
+	// set moves a runtime timer; three per request were ≈ 2 % of the CPU.)
+	if !headBuffered(c.br) {
+		_ = c.nc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+	}
 	c.lim.N = s.maxHeaderBytes()
 	req, err := http.ReadRequest(c.br)
 	if err != nil {
@@ -341,7 +346,12 @@ func (c *serverConn) serveOne() bool {
 		return false
 	}
 	c.lim.N = 1<<63 - 1
-	_ = c.nc.SetReadDeadline(time.Time{})
+	// The handler reads a body with no deadline. Without a body it does
+	// not read the connection (the watch clears the deadline before it
+	// does, Hijack clears it too), and the next request sets its own.
+	if req.Body != http.NoBody {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 	if req.ProtoMajor != 1 {
 		c.fail(http.StatusHTTPVersionNotSupported, "unsupported protocol version")
 		return false
@@ -403,6 +413,12 @@ func (c *serverConn) serveOne() bool {
 	return true
 }
 
+// headBuffered reports whether br holds a whole request head already.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
+}
+
 // runHandler calls the handler; false if it panicked.
 func (c *serverConn) runHandler(w *response, req *http.Request) (ok bool) {
 	defer func() {
@@ -425,8 +441,14 @@ func (c *serverConn) watch() {
 	defer func() { c.wexit <- struct{}{} }()
 	c.wmu.Lock()
 	body, stopped := c.wbody, c.wstopped
+	watching := !stopped && (body == http.NoBody || body == nil) && c.br.Buffered() == 0
+	if watching {
+		// Under wmu: stopWatch marks the watch stopped before it sets the
+		// deadline that wakes this read, so it cannot be cleared after.
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 	c.wmu.Unlock()
-	if stopped || body != http.NoBody && body != nil || c.br.Buffered() > 0 {
+	if !watching {
 		return
 	}
 	var b [1]byte
