@@ -10,8 +10,10 @@ import (
 	"io"
 	"net"
 	"sync"
+	"testing"
 	"time"
 
+	commonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -258,4 +260,42 @@ func writeFrameHeader(w io.Writer, length int, t http2.FrameType, flags http2.Fl
 	h[3], h[4] = byte(t), byte(flags)
 	binary.BigEndian.PutUint32(h[5:], stream)
 	_, _ = w.Write(h[:])
+}
+
+// TestH2LoadChecksAnswers keeps the lean generator honest where it runs
+// only for benchmarks: against the real service it gets answers, counts
+// none wrong when they are what it expects, and counts every one wrong
+// when they are not.
+func TestH2LoadChecksAnswers(t *testing.T) {
+	r := startRedis(t)
+	in := startRatelimit(t, "ratelimit", writeRules(t, rulesYAML), "-redis.addrs", r.addr)
+	var reqs []*rlsv3.RateLimitRequest
+	for i := range 50 {
+		reqs = append(reqs, &rlsv3.RateLimitRequest{Domain: "api", Descriptors: []*commonv3.RateLimitDescriptor{desc("bench", fmt.Sprint("h2load-", i))}})
+	}
+	for _, tc := range []struct {
+		name     string
+		want     rlsv3.RateLimitResponse_Code
+		allWrong bool
+	}{
+		{"expected answers", rlsv3.RateLimitResponse_OK, false},
+		{"unexpected answers", rlsv3.RateLimitResponse_OVER_LIMIT, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gen, err := newH2Load(in.grpc, 2, 4, reqs, tc.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := gen.run(300 * time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.lat) < 8 {
+				t.Fatalf("only %d answers in 300ms", len(res.lat))
+			}
+			if want := map[bool]int{false: 0, true: len(res.lat)}[tc.allWrong]; res.wrong != want {
+				t.Fatalf("%d of %d answers counted wrong, want %d", res.wrong, len(res.lat), want)
+			}
+		})
+	}
 }
