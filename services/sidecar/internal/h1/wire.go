@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,10 +26,8 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	if body == http.NoBody {
 		body = nil
 	}
-	closeBody := func() {
-		if body != nil {
-			_ = body.Close()
-		}
+	if body != nil {
+		defer body.Close() // written or not, as Request.Write does
 	}
 	if req.ContentLength != 0 && body == nil {
 		return fmt.Errorf("http: Request.ContentLength=%d with nil Body", req.ContentLength)
@@ -39,7 +38,6 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	}
 	host, err := validHost(host)
 	if err != nil {
-		closeBody()
 		return err
 	}
 	method := req.Method
@@ -54,7 +52,6 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 		}
 	}
 	if hasCTL(target) {
-		closeBody()
 		return errors.New("net/http: can't write control character in Request.URL")
 	}
 
@@ -97,7 +94,6 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 			k = http.CanonicalHeaderKey(k)
 			switch k {
 			case "Transfer-Encoding", "Trailer", "Content-Length":
-				closeBody()
 				return fmt.Errorf("http: invalid Trailer key %q", k)
 			}
 			names = append(names, k)
@@ -107,13 +103,11 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	}
 	writeFields(bw, req.Header, requestFieldsWrittenApart)
 	if _, err := bw.WriteString("\r\n"); err != nil {
-		closeBody()
 		return err
 	}
 	if body == nil {
 		return nil
 	}
-	defer closeBody()
 	if chunked {
 		// The head goes out before a streamed body, which may only come
 		// once the upstream has answered something.
@@ -192,7 +186,7 @@ func writeFields(bw *bufio.Writer, h http.Header, skip []string) {
 
 func writeField(bw *bufio.Writer, k, v string) {
 	if strings.ContainsAny(v, "\r\n") || v != "" && (isSpace(v[0]) || isSpace(v[len(v)-1])) {
-		v = strings.TrimSpace(newlineToSpace.Replace(v))
+		v = textproto.TrimString(newlineToSpace.Replace(v)) // ASCII space only, as net/http
 	}
 	bw.WriteString(k)
 	bw.WriteString(": ")
@@ -220,10 +214,11 @@ func validHost(host string) (string, error) {
 	if !httpguts.ValidHostHeader(host) {
 		return "", errors.New("http: invalid Host header")
 	}
+	// The zone is what follows the last '%' before the last ']'.
 	if strings.HasPrefix(host, "[") {
-		if zone := strings.IndexByte(host, '%'); zone >= 0 {
-			if end := strings.IndexByte(host[zone:], ']'); end >= 0 {
-				host = host[:zone] + host[zone+end:]
+		if end := strings.LastIndexByte(host, ']'); end >= 0 {
+			if zone := strings.LastIndexByte(host[:end], '%'); zone >= 0 {
+				host = host[:zone] + host[end:]
 			}
 		}
 	}
