@@ -230,56 +230,46 @@ func TestServerPanicClosesTheConnection(t *testing.T) {
 	}
 }
 
+// TestServerClientLeavingCancelsASlowRequest: the watch notices the client
+// hanging up on a slow request. A request without a body runs with the
+// connection's idle deadline still set, so a request that outlives it
+// must neither be cut there nor lose the watch.
 func TestServerClientLeavingCancelsASlowRequest(t *testing.T) {
-	cancelled := make(chan error, 1)
-	addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-			cancelled <- context.Cause(r.Context())
-		case <-time.After(5 * time.Second):
-			cancelled <- nil
-		}
-	}), func(s *Server) { s.WatchAfter = 20 * time.Millisecond })
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name        string
+		idleTimeout time.Duration // 0: the default
+		waitFor     time.Duration // before the client leaves
+	}{
+		{"leaves at once", 0, 100 * time.Millisecond},
+		{"leaves after the idle deadline", 100 * time.Millisecond, 400 * time.Millisecond},
 	}
-	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
-	time.Sleep(100 * time.Millisecond)
-	c.Close()
-	if err := <-cancelled; err == nil || !strings.Contains(err.Error(), "client closed") {
-		t.Fatalf("request context after the client left: %v", err)
-	}
-}
-
-// TestServerRequestOutlivesTheIdleTimeout: a request without a body runs
-// with the connection's idle deadline still set; a slow one must neither
-// be cut at that deadline nor lose the watch for the client leaving after
-// it.
-func TestServerRequestOutlivesTheIdleTimeout(t *testing.T) {
-	cancelled := make(chan error, 1)
-	addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-			cancelled <- context.Cause(r.Context())
-		case <-time.After(5 * time.Second):
-			cancelled <- nil
-		}
-	}), func(s *Server) { s.WatchAfter, s.IdleTimeout = 20*time.Millisecond, 100*time.Millisecond })
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
-	time.Sleep(400 * time.Millisecond) // well past the idle deadline
-	select {
-	case err := <-cancelled:
-		t.Fatalf("request ended while the client waited: %v", err)
-	default:
-	}
-	c.Close()
-	if err := <-cancelled; err == nil || !strings.Contains(err.Error(), "client closed") {
-		t.Fatalf("request context after the client left: %v", err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cancelled := make(chan error, 1)
+			addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-r.Context().Done():
+					cancelled <- context.Cause(r.Context())
+				case <-time.After(5 * time.Second):
+					cancelled <- nil
+				}
+			}), func(s *Server) { s.WatchAfter, s.IdleTimeout = 20*time.Millisecond, tc.idleTimeout })
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+			time.Sleep(tc.waitFor)
+			select {
+			case err := <-cancelled:
+				t.Fatalf("request ended while the client waited: %v", err)
+			default:
+			}
+			c.Close()
+			if err := <-cancelled; err == nil || !strings.Contains(err.Error(), "client closed") {
+				t.Fatalf("request context after the client left: %v", err)
+			}
+		})
 	}
 }
 
