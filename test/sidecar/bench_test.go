@@ -1,7 +1,6 @@
 package sidecar_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -79,24 +77,31 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	nginx1Addr, nginx1PIDs := startNginxPair(t, appPort, "1")
 
 	type target struct {
-		name, url, host string
+		name, addr, host string
 		pids            [2]int // proxies whose CPU is measured
 		runs            []benchRun
 	}
 	targets := []*target{
-		{name: "direct", url: "http://" + appLn.Addr().String() + "/", host: "users"},
-		{name: "sidecar pair (mTLS)", url: "http://" + clientSide.outbound + "/", host: "users", pids: [2]int{clientSide.proc.PID(), server.proc.PID()}},
+		{name: "direct", addr: appLn.Addr().String(), host: "users"},
+		{name: "sidecar pair (mTLS)", addr: clientSide.outbound, host: "users", pids: [2]int{clientSide.proc.PID(), server.proc.PID()}},
 	}
 	if nginxAddr != "" {
-		targets = append(targets, &target{name: "nginx pair (mTLS)", url: "http://" + nginxAddr + "/", host: "users", pids: nginxPIDs},
+		targets = append(targets, &target{name: "nginx pair (mTLS)", addr: nginxAddr, host: "users", pids: nginxPIDs},
 			// One worker per proxy: the sidecar's budget (concurrency 1).
-			&target{name: "nginx pair, 1 worker", url: "http://" + nginx1Addr + "/", host: "users", pids: nginx1PIDs})
+			&target{name: "nginx pair, 1 worker", addr: nginx1Addr, host: "users", pids: nginx1PIDs})
 	}
-	const rps = 1000
+	// 16 keep-alive connections take turns, each 16 ms apart: a request
+	// waits for the one before it on its connection only past that.
+	const rps, loadConns = 1000, 16
 	load0 := loadAvg()
 	for _, tg := range targets {
-		constantLoad(tg.url, tg.host, rps, 2*time.Second) // warm up pools and TLS sessions
+		// Warm up pools and TLS sessions.
+		if _, _, err := newH1Load(tg.addr, tg.host, loadConns).constant(rps, 2*time.Second); err != nil {
+			t.Fatalf("%s: %v", tg.name, err)
+		}
 	}
+	gc0 := [2]float64{gcCycles(clientSide.admin), gcCycles(server.admin)}
+	phase0 := time.Now()
 	for round := range rounds {
 		for _, tg := range targets {
 			profiling := pprofDir != "" && round == 0 && tg == targets[1]
@@ -115,7 +120,10 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 					cpu0[i], cs0[i] = treeUsage(t, pid)
 				}
 			}
-			lat, errs := constantLoad(tg.url, tg.host, rps, time.Duration(secs)*time.Second)
+			lat, errs, err := newH1Load(tg.addr, tg.host, loadConns).constant(rps, time.Duration(secs)*time.Second)
+			if err != nil {
+				t.Logf("%s, round %d: %d failed, first: %v", tg.name, round+1, errs, err)
+			}
 			r := benchRun{errs: errs, p50: quantile(lat, 0.5), p90: quantile(lat, 0.9), p99: quantile(lat, 0.99), p999: quantile(lat, 0.999)}
 			for i, pid := range tg.pids {
 				if pid != 0 {
@@ -129,10 +137,15 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 		}
 	}
 	load1 := loadAvg()
+	// The sidecars' collections during the rounds (a third of the time is theirs).
+	gcRate := func(i int, admin string) float64 {
+		return (gcCycles(admin) - gc0[i]) / (time.Since(phase0).Seconds() / float64(len(targets)))
+	}
+	gcLine := fmt.Sprintf("sidecar GC cycles per second at %d rps: client %.1f, server %.1f", rps, gcRate(0, clientSide.admin), gcRate(1, server.admin))
 	steadyRSS := fmt.Sprintf("client sidecar %s, server sidecar %s", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
 
 	var report strings.Builder
-	fmt.Fprintf(&report, "constant %d rps, 1 KB responses, %ds per target per round, %d interleaved rounds, load generator on the same host\n", rps, secs, rounds)
+	fmt.Fprintf(&report, "constant %d rps over %d keep-alive connections (h1Load), 1 KB responses, %ds per target per round, %d interleaved rounds, load generator on the same host\n", rps, loadConns, secs, rounds)
 	fmt.Fprintf(&report, "load average before: %s, after: %s\n", load0, load1)
 	fmt.Fprintf(&report, "%-22s %-6s %9s %9s %9s %9s %6s %10s %10s %12s %12s\n", "target", "round", "p50", "p90", "p99", "p99.9", "errors", "added p50", "added p99", "vCPU/1k rps", "switches/req")
 	direct := targets[0]
@@ -153,10 +166,14 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&report, "(added = minus direct in the same round; vCPU per 1,000 rps and OS context switches per request: client-side/server-side proxy)\n")
-	fmt.Fprintf(&report, "RSS after the %d rps rounds: %s\n", rps, steadyRSS)
+	fmt.Fprintf(&report, "RSS after the %d rps rounds: %s\n%s\n", rps, steadyRSS, gcLine)
 	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
 	for _, tg := range targets {
-		fmt.Fprintf(&report, "  %-22s %8.0f rps\n", tg.name, closedLoop(tg.url, tg.host, 32, 5*time.Second))
+		rate, err := newH1Load(tg.addr, tg.host, 32).closed(5 * time.Second)
+		if err != nil {
+			t.Logf("%s, maximum throughput: %v", tg.name, err)
+		}
+		fmt.Fprintf(&report, "  %-22s %8.0f rps\n", tg.name, rate)
 	}
 	fmt.Fprintf(&report, "RSS after the maximum-throughput runs: client sidecar %s, server sidecar %s\n", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
 	for name, sc := range map[string]*sidecarProc{"client": clientSide, "server": server} {
@@ -239,6 +256,24 @@ func loadAvg() string {
 	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
+// gcCycles is a Go process's go_gc_duration_seconds_count from its admin
+// port's /metrics; -1 when it cannot be read.
+func gcCycles(admin string) float64 {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "go_gc_duration_seconds_count "); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return n
+		}
+	}
+	return -1
+}
+
 // fetchProfile saves /debug/pprof/<what> of a sidecar's admin port.
 func fetchProfile(admin, what, file string) {
 	resp, err := http.Get("http://" + admin + "/debug/pprof/" + what)
@@ -252,74 +287,7 @@ func fetchProfile(admin, what, file string) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }
 
-var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, DisableCompression: true}, Timeout: 10 * time.Second}
-
-// constantLoad is an open-loop generator: request i is due at start+i/rps
-// and its latency counts from that due time (no coordinated omission).
-func constantLoad(target, host string, rps int, d time.Duration) ([]time.Duration, int) {
-	n := int(d.Seconds() * float64(rps))
-	lat := make([]time.Duration, n)
-	var errs atomic.Int64
-	var mu sync.Mutex
-	kinds := map[string]int{}
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range n {
-		due := start.Add(time.Duration(i) * time.Second / time.Duration(rps))
-		time.Sleep(time.Until(due))
-		wg.Go(func() {
-			req, _ := http.NewRequest("GET", target, nil)
-			req.Host = host
-			resp, err := benchClient.Do(req)
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					err = fmt.Errorf("status %d %s", resp.StatusCode, resp.Header.Get("x-switchyard-reason"))
-				}
-			}
-			if err != nil {
-				errs.Add(1)
-				mu.Lock()
-				kinds[err.Error()]++
-				mu.Unlock()
-			}
-			lat[i] = time.Since(due)
-		})
-	}
-	wg.Wait()
-	slices.Sort(lat)
-	if len(kinds) > 0 {
-		fmt.Fprintf(os.Stderr, "errors against %s: %v\n", target, kinds)
-	}
-	return lat, int(errs.Load())
-}
-
-func closedLoop(target, host string, workers int, d time.Duration) float64 {
-	var done atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				req, _ := http.NewRequest("GET", target, nil)
-				req.Host = host
-				resp, err := benchClient.Do(req)
-				if err != nil {
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					done.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return float64(done.Load()) / d.Seconds()
-}
+var benchClient = &http.Client{Timeout: 10 * time.Second}
 
 // treeUsage is the CPU time (utime+stime) and the OS context switches
 // (voluntary and not, over every thread) of pid and its direct children
