@@ -78,8 +78,8 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 
 	type target struct {
 		name, addr, host string
-		pids            [2]int // proxies whose CPU is measured
-		runs            []benchRun
+		pids             [2]int // proxies whose CPU is measured
+		runs             []benchRun
 	}
 	targets := []*target{
 		{name: "direct", addr: appLn.Addr().String(), host: "users"},
