@@ -8,6 +8,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Resource is one capped resource; its String is the reason reported to callers.
@@ -58,9 +59,11 @@ func New(l Limits) *Breaker {
 func (b *Breaker) Limits() Limits { return b.limits }
 
 // AcquireRequest takes a request slot, waiting as a pending request if the
-// cap is reached and the pending queue has room. It returns the resource
-// that overflowed, or ctx's error, when no slot was obtained.
-func (b *Breaker) AcquireRequest(ctx context.Context) (release func(), overflow Resource, err error) {
+// cap is reached and the pending queue has room, until ctx ends or the
+// deadline (if not zero) passes. It returns the resource that overflowed,
+// or ctx's error (context.DeadlineExceeded past the deadline), when no
+// slot was obtained.
+func (b *Breaker) AcquireRequest(ctx context.Context, deadline time.Time) (release func(), overflow Resource, err error) {
 	b.mu.Lock()
 	if b.requests < b.limits.MaxRequests {
 		b.requests++
@@ -80,24 +83,33 @@ func (b *Breaker) AcquireRequest(ctx context.Context) (release func(), overflow 
 	ch := make(chan struct{})
 	b.waiters = append(b.waiters, ch)
 	b.mu.Unlock()
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
+		expired = timer.C
+	}
 	select {
 	case <-ch: // releaseRequest handed its slot over to us
 		return b.release, "", nil
 	case <-ctx.Done():
-		b.mu.Lock()
-		for i, w := range b.waiters {
-			if w == ch {
-				b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
-				b.pending--
-				b.mu.Unlock()
-				return nil, "", ctx.Err()
-			}
-		}
-		b.mu.Unlock()
-		// The slot was handed over just as we gave up: pass it on.
-		b.releaseRequest()
-		return nil, "", ctx.Err()
+		err = ctx.Err()
+	case <-expired:
+		err = context.DeadlineExceeded
 	}
+	b.mu.Lock()
+	for i, w := range b.waiters {
+		if w == ch {
+			b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+			b.pending--
+			b.mu.Unlock()
+			return nil, "", err
+		}
+	}
+	b.mu.Unlock()
+	// The slot was handed over just as we gave up: pass it on.
+	b.releaseRequest()
+	return nil, "", err
 }
 
 func (b *Breaker) releaseRequest() {

@@ -554,6 +554,15 @@ const bufferLimit = 4 << 10
 
 func (w *response) Header() http.Header { return w.header }
 
+// SetHeader replaces the header map before the headers are written, so a
+// proxy can pass an upstream's response headers on without copying them
+// key by key into a map that grows as it goes.
+func (w *response) SetHeader(h http.Header) {
+	if !w.wroteHeader && !w.hijacked {
+		w.header = h
+	}
+}
+
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader || w.hijacked {
 		return

@@ -34,6 +34,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -91,6 +92,9 @@ type conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	// deadline: a request's deadline is set on nc, to be cleared before
+	// the connection is reused.
+	deadline bool
 }
 
 // errServerClosedIdle marks a reused connection that failed before any
@@ -100,6 +104,16 @@ var errServerClosedIdle = errors.New("h1: server closed idle connection")
 // RoundTrip sends req and returns its response; the connection goes back
 // to the pool when the body has been read to the end and closed.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.RoundTripUntil(req, time.Time{})
+}
+
+// RoundTripUntil is RoundTrip with a deadline (none when zero) for the
+// whole exchange: the wait for a connection, the request and the response
+// body. The connection's own deadline enforces it, which a context with a
+// deadline would do at the cost of a timer, a context and a copy of the
+// request per call. Past it, the call or a body read fails with an error
+// that wraps os.ErrDeadlineExceeded.
+func (t *Transport) RoundTripUntil(req *http.Request, deadline time.Time) (*http.Response, error) {
 	if req.URL == nil || req.URL.Host == "" {
 		return nil, errors.New("h1: request has no URL host")
 	}
@@ -108,12 +122,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.getConn(ctx, req.URL.Host, req.URL.Scheme == "https")
+		c, reused, err := t.getConn(ctx, deadline, req.URL.Host, req.URL.Scheme == "https")
 		if err != nil {
 			closeBody(req)
 			return nil, err
 		}
-		resp, err := c.roundTrip(req, reused)
+		resp, err := c.roundTrip(req, reused, deadline)
 		if err == nil {
 			return resp, nil
 		}
@@ -160,7 +174,12 @@ func closeBody(req *http.Request) {
 	}
 }
 
-func (c *conn) roundTrip(req *http.Request, reused bool) (*http.Response, error) {
+func (c *conn) roundTrip(req *http.Request, reused bool, deadline time.Time) (*http.Response, error) {
+	if !deadline.IsZero() {
+		// Before the AfterFunc below, whose past deadline must win.
+		_ = c.nc.SetDeadline(deadline)
+		c.deadline = true
+	}
 	// A cancelled request interrupts whatever I/O is in progress, here or
 	// while the caller reads the body.
 	stop := context.AfterFunc(req.Context(), func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
@@ -223,6 +242,10 @@ func (c *conn) release(keep bool, stop func() bool) {
 		// The request's context fired: a deadline may already be set on the
 		// connection, which therefore cannot be reused.
 		keep = false
+	}
+	if keep && c.deadline {
+		keep = c.nc.SetDeadline(time.Time{}) == nil
+		c.deadline = false
 	}
 	if !keep {
 		c.nc.Close()
@@ -310,8 +333,9 @@ func (t *Transport) host(addr string, useTLS bool) *hostConns {
 }
 
 // getConn returns an idle connection, or waits for a new one or one given
-// back, whichever comes first.
-func (t *Transport) getConn(ctx context.Context, addr string, useTLS bool) (*conn, bool, error) {
+// back, whichever comes first, until ctx ends or the deadline (if any)
+// passes.
+func (t *Transport) getConn(ctx context.Context, deadline time.Time, addr string, useTLS bool) (*conn, bool, error) {
 	t.mu.Lock()
 	h := t.host(addr, useTLS)
 	if c := t.takeIdle(h); c != nil {
@@ -322,20 +346,30 @@ func (t *Transport) getConn(ctx context.Context, addr string, useTLS bool) (*con
 	h.waiters = append(h.waiters, ch)
 	t.startDials(h)
 	t.mu.Unlock()
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
+		expired = timer.C
+	}
+	var err error
 	select {
 	case r := <-ch:
 		return r.c, r.reused, r.err
 	case <-ctx.Done():
-		t.mu.Lock()
-		queued := h.removeWaiter(ch)
-		t.mu.Unlock()
-		if !queued { // a connection or an error was handed over meanwhile
-			if r := <-ch; r.err == nil {
-				t.deliver(r.c, r.reused)
-			}
-		}
-		return nil, false, context.Cause(ctx)
+		err = context.Cause(ctx)
+	case <-expired:
+		err = fmt.Errorf("h1: no connection to %s before the deadline: %w", addr, os.ErrDeadlineExceeded)
 	}
+	t.mu.Lock()
+	queued := h.removeWaiter(ch)
+	t.mu.Unlock()
+	if !queued { // a connection or an error was handed over meanwhile
+		if r := <-ch; r.err == nil {
+			t.deliver(r.c, r.reused)
+		}
+	}
+	return nil, false, err
 }
 
 // startDials opens connections for the waiters no dial is under way for,

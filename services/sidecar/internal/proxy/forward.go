@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/breaker"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/h1"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/retry"
 )
@@ -41,11 +42,14 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 		return nil, &proxyError{status: http.StatusServiceUnavailable, reason: "no_identity",
 			msg: "cluster " + c.cfg.Name + " requires mTLS but this sidecar has no identity"}
 	}
-	release, overflow, err := c.breaker.AcquireRequest(req.Context())
+	release, overflow, err := c.breaker.AcquireRequest(req.Context(), d.deadline)
 	if overflow != "" {
 		m.upstreamOverflow.WithLabelValues(c.cfg.Name, string(overflow)).Inc()
 		return nil, &proxyError{status: http.StatusServiceUnavailable, reason: "overflow:" + string(overflow),
 			msg: fmt.Sprintf("circuit breaker open for cluster %s: %s reached", c.cfg.Name, overflow)}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, errRouteTimeout
 	}
 	if err != nil {
 		return nil, err
@@ -72,9 +76,21 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 		a := &attempt{release: release, active: cs.active, host: host, retrySlot: retrySlot}
 		retrySlot = nil
 		ctx := req.Context()
+		rt := c.roundTripper(req)
+		h1t, _ := rt.(*h1.Transport)
+		if h1t == nil && !d.deadline.IsZero() {
+			// h2 upstream: the route timeout as a context deadline.
+			ctx, a.cancel = context.WithDeadline(ctx, d.deadline)
+		}
 		if policy != nil && policy.PerTryTimeout > 0 {
-			ctx, a.cancel = context.WithCancel(ctx)
-			a.timer = time.AfterFunc(policy.PerTryTimeout, func() { a.expired.Store(true); a.cancel() })
+			routeCancel := a.cancel
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			a.cancel = cancel
+			if routeCancel != nil {
+				a.cancel = func() { cancel(); routeCancel() }
+			}
+			a.timer = time.AfterFunc(policy.PerTryTimeout, func() { a.expired.Store(true); cancel() })
 		}
 		// The request is the handler's own, already rewritten for
 		// upstream; a retry only needs its own URL (and body when
@@ -101,7 +117,12 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 		}
 		host.Acquire()
 		start := time.Now()
-		resp, err := c.roundTripper(out).RoundTrip(out)
+		var resp *http.Response
+		if h1t != nil {
+			resp, err = h1t.RoundTripUntil(out, d.deadline)
+		} else {
+			resp, err = rt.RoundTrip(out)
+		}
 		if a.timer != nil {
 			a.timer.Stop()
 		}
@@ -111,10 +132,13 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 		if expired {
 			o = retry.Outcome{Status: http.StatusGatewayTimeout}
 		}
-		if err != nil && req.Context().Err() != nil {
+		if err != nil && (req.Context().Err() != nil || past(d.deadline)) {
 			// The caller left or the route timeout fired: not the host's fault.
 			a.finish(true)
 			cs.requests[len(codeClasses)].Inc() // reset
+			if req.Context().Err() == nil {
+				return nil, errRouteTimeout
+			}
 			return nil, err
 		}
 		c.report(host.Addr, o.Status, o.ConnectFailure || expired)
@@ -127,11 +151,19 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 				}
 				a.finish(false)
 				cs.retries.Inc()
-				if !sleep(req.Context(), policy.Backoff(try+1, rand.Float64)) {
+				backoff := policy.Backoff(try+1, rand.Float64)
+				timesOut := !d.deadline.IsZero() && time.Until(d.deadline) <= backoff
+				if timesOut {
+					backoff = time.Until(d.deadline)
+				}
+				if !sleep(req.Context(), backoff) || timesOut {
 					slot()
 					release()
 					cs.active.Dec()
-					return nil, req.Context().Err()
+					if err := req.Context().Err(); err != nil {
+						return nil, err
+					}
+					return nil, errRouteTimeout
 				}
 				retrySlot = slot
 				continue
@@ -156,6 +188,12 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 		return resp, nil
 	}
 }
+
+// errRouteTimeout is the route timeout passing before the answer is complete.
+var errRouteTimeout = &proxyError{status: http.StatusGatewayTimeout, reason: "upstream_timeout", msg: "upstream request timeout"}
+
+// past reports whether deadline is set and has passed.
+func past(deadline time.Time) bool { return !deadline.IsZero() && !time.Now().Before(deadline) }
 
 // attempt is the state of one try upstream that must be released when it
 // ends: the host's in-flight count, a held retry slot, the per-try timer's

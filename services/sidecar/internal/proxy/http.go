@@ -70,6 +70,7 @@ type decision struct {
 	rlHeader http.Header // x-ratelimit-* to add to the response
 	traced   bool        // a span was started: inject its context upstream
 	upgrade  string      // the protocol an upgrade asks for (WebSocket); "" for none
+	deadline time.Time   // the route timeout's; zero for none
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -202,9 +203,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		span.SetAttributes(attribute.String("switchyard.cluster", clusterName))
 	}
 	if t := rt.Action.Timeout; t > 0 && upgrade == "" {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
+		// A deadline rather than a context with one: send enforces it
+		// without a context, a timer and a request copy per request.
+		d.deadline = time.Now().Add(t)
 	}
 	if ctx != r.Context() {
 		r = r.WithContext(ctx)

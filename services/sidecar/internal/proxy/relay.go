@@ -39,8 +39,14 @@ func (h *httpHandler) forward(w *statusWriter, r *http.Request, d *decision) {
 	}
 	removeHopHeaders(resp.Header)
 	dst := w.Header()
-	for k, v := range resp.Header {
-		dst[k] = v // the response is ours alone: its value slices can be shared
+	if hs, ok := w.ResponseWriter.(headerSetter); ok && len(dst) == 0 {
+		// The response is ours alone: its header map can be the writer's.
+		hs.SetHeader(resp.Header)
+		dst = resp.Header
+	} else {
+		for k, v := range resp.Header {
+			dst[k] = v // value slices can be shared
+		}
 	}
 	announced := len(resp.Trailer)
 	if announced > 0 {
@@ -126,6 +132,10 @@ func (h *httpHandler) rewrite(r *http.Request, d *decision) {
 		r.Body = nil // send sets a replayed body per attempt
 	}
 }
+
+// headerSetter is a ResponseWriter whose header map can be replaced before
+// the headers are written (the sidecar's HTTP/1.1 server).
+type headerSetter interface{ SetHeader(http.Header) }
 
 // copyBody copies an upstream body downstream, flushing after each read
 // when streaming. Either side failing is an error.
@@ -220,8 +230,6 @@ func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, d *decision, 
 			w.Header()[k] = v
 		}
 		reply(w, pe.status, pe.reason, pe.msg)
-	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
-		reply(w, http.StatusGatewayTimeout, "upstream_timeout", "upstream request timeout")
 	case errors.Is(r.Context().Err(), context.Canceled):
 		// The caller went away; nobody reads this.
 		w.WriteHeader(499)
