@@ -54,11 +54,16 @@ func staticCluster(name, addr string, h2 bool) *clusterv3.Cluster {
 	c.EdsClusterConfig = nil
 	c.LoadAssignment = xdstest.Endpoints(name, addr)
 	if h2 {
-		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": xdstest.Any(&httpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}}})}
+		upstreamH2(c)
 	}
 	return c
+}
+
+// upstreamH2 makes the cluster speak HTTP/2 upstream (explicit_http_config).
+func upstreamH2(c *clusterv3.Cluster) {
+	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": xdstest.Any(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}}})}
 }
 
 // serverSidecar is the "users" sidecar: mTLS inbound with RBAC, to its app.
