@@ -40,9 +40,10 @@ import (
 // Set SWITCHYARD_BENCH=1 to run (about three minutes);
 // SWITCHYARD_BENCH_SECONDS (default 15) is the measuring time per target
 // and round, SWITCHYARD_BENCH_ROUNDS (default 3) the number of rounds,
-// SWITCHYARD_BENCH_OUT a file for the report, SWITCHYARD_BENCH_PPROF a
-// directory for CPU profiles of both sidecars (first round) and their heap
-// and allocation profiles after the run, SWITCHYARD_BENCH_SIDECAR_FLAGS
+// SWITCHYARD_BENCH_OUT a file for the report, SWITCHYARD_BENCH_PPROF an
+// existing directory for CPU profiles and execution traces (up to 5 s) of
+// both sidecars (first round) and their heap and allocation profiles
+// after the run, SWITCHYARD_BENCH_SIDECAR_FLAGS
 // extra sidecar flags (e.g. "-gc_percent 50").
 func TestBenchmarkSidecarPair(t *testing.T) {
 	if os.Getenv("SWITCHYARD_BENCH") == "" {
@@ -110,6 +111,9 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 				for name, admin := range map[string]string{"client": clientSide.admin, "server": server.admin} {
 					wg.Go(func() {
 						fetchProfile(admin, fmt.Sprintf("profile?seconds=%d", max(1, secs-2)), filepath.Join(pprofDir, name+".pprof"))
+					})
+					wg.Go(func() {
+						fetchProfile(admin, fmt.Sprintf("trace?seconds=%d", min(5, max(1, secs-2))), filepath.Join(pprofDir, name+".trace"))
 					})
 				}
 			}

@@ -61,7 +61,7 @@ type Transport struct {
 	MaxDialsPerHost int
 
 	mu    sync.Mutex
-	hosts map[string]*hostConns
+	hosts map[poolKey]*hostConns
 	now   func() time.Time
 }
 
@@ -311,19 +311,19 @@ func (u *upgraded) CloseWrite() error {
 	return u.Close()
 }
 
-func poolKey(addr string, useTLS bool) string {
-	if useTLS {
-		return "https://" + addr
-	}
-	return addr
+// poolKey names one address's pool: a struct rather than a string built
+// per request.
+type poolKey struct {
+	addr   string
+	useTLS bool
 }
 
 // host returns the pool of addr; t.mu must be held.
 func (t *Transport) host(addr string, useTLS bool) *hostConns {
 	if t.hosts == nil {
-		t.hosts = map[string]*hostConns{}
+		t.hosts = map[poolKey]*hostConns{}
 	}
-	key := poolKey(addr, useTLS)
+	key := poolKey{addr, useTLS}
 	h := t.hosts[key]
 	if h == nil {
 		h = &hostConns{addr: addr, useTLS: useTLS}
@@ -518,7 +518,7 @@ func (t *Transport) IdleCount(addr string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
-	for _, key := range []string{poolKey(addr, false), poolKey(addr, true)} {
+	for _, key := range []poolKey{{addr, false}, {addr, true}} {
 		if h := t.hosts[key]; h != nil {
 			n += len(h.idle)
 		}

@@ -158,12 +158,16 @@ type Table struct {
 // Find returns the route for r, or nil when no virtual host or route matches.
 func (t *Table) Find(r *http.Request) (*VirtualHost, *Route) {
 	host := strings.ToLower(r.Host)
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		// Try "users:8080" first, then "users", before the catch-all.
-		if vh := t.virtualHost(host, false); vh != nil {
-			return vh, vh.find(r)
+	// Only a host with a colon can have a port: SplitHostPort's error for
+	// one without (the usual "users") is an allocation per request.
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			// Try "users:8080" first, then "users", before the catch-all.
+			if vh := t.virtualHost(host, false); vh != nil {
+				return vh, vh.find(r)
+			}
+			host = h
 		}
-		host = h
 	}
 	vh := t.virtualHost(host, true)
 	if vh == nil {
