@@ -79,12 +79,14 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 
 	type target struct {
 		name, addr, host string
-		pids             [2]int // proxies whose CPU is measured
+		pids             [2]int    // proxies whose CPU is measured
+		admins           [2]string // Go proxies whose collections are counted
 		runs             []benchRun
 	}
 	targets := []*target{
 		{name: "direct", addr: appLn.Addr().String(), host: "users"},
-		{name: "sidecar pair (mTLS)", addr: clientSide.outbound, host: "users", pids: [2]int{clientSide.proc.PID(), server.proc.PID()}},
+		{name: "sidecar pair (mTLS)", addr: clientSide.outbound, host: "users", pids: [2]int{clientSide.proc.PID(), server.proc.PID()},
+			admins: [2]string{clientSide.admin, server.admin}},
 	}
 	if nginxAddr != "" {
 		targets = append(targets, &target{name: "nginx pair (mTLS)", addr: nginxAddr, host: "users", pids: nginxPIDs},
@@ -101,8 +103,6 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 			t.Fatalf("%s: %v", tg.name, err)
 		}
 	}
-	gc0 := [2]float64{gcCycles(clientSide.admin), gcCycles(server.admin)}
-	phase0 := time.Now()
 	for round := range rounds {
 		for _, tg := range targets {
 			profiling := pprofDir != "" && round == 0 && tg == targets[1]
@@ -117,11 +117,14 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 					})
 				}
 			}
-			var cpu0 [2]float64
+			var cpu0, gc0 [2]float64
 			var cs0 [2]int
 			for i, pid := range tg.pids {
 				if pid != 0 {
 					cpu0[i], cs0[i] = treeUsage(t, pid)
+				}
+				if tg.admins[i] != "" {
+					gc0[i] = gcCycles(tg.admins[i])
 				}
 			}
 			lat, errs, err := newH1Load(tg.addr, tg.host, loadConns).constant(rps, time.Duration(secs)*time.Second)
@@ -135,17 +138,17 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 					r.cpu[i] = (cpu - cpu0[i]) / float64(secs) * 1000 / rps
 					r.switches[i] = float64(cs-cs0[i]) / float64(secs*rps)
 				}
+				if tg.admins[i] != "" {
+					r.gc[i] = (gcCycles(tg.admins[i]) - gc0[i]) / float64(secs)
+				}
 			}
 			tg.runs = append(tg.runs, r)
 			wg.Wait()
 		}
 	}
 	load1 := loadAvg()
-	// The sidecars' collections during the rounds (a third of the time is theirs).
-	gcRate := func(i int, admin string) float64 {
-		return (gcCycles(admin) - gc0[i]) / (time.Since(phase0).Seconds() / float64(len(targets)))
-	}
-	gcLine := fmt.Sprintf("sidecar GC cycles per second at %d rps: client %.1f, server %.1f", rps, gcRate(0, clientSide.admin), gcRate(1, server.admin))
+	gc := medianRun(targets[1].runs).gc
+	gcLine := fmt.Sprintf("sidecar GC cycles per second at %d rps (median of rounds): client %.1f, server %.1f", rps, gc[0], gc[1])
 	steadyRSS := fmt.Sprintf("client sidecar %s, server sidecar %s", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
 
 	var report strings.Builder
@@ -210,6 +213,7 @@ type benchRun struct {
 	errs                int
 	cpu                 [2]float64 // vCPU per 1,000 rps of the client- and server-side proxy
 	switches            [2]float64 // OS context switches per request of each proxy
+	gc                  [2]float64 // collections per second of each (Go) proxy
 }
 
 // medianRun takes the median of each figure over the rounds separately.
@@ -238,6 +242,8 @@ func medianRun(runs []benchRun) benchRun {
 	m.cpu[1] = med(func(r benchRun) float64 { return r.cpu[1] })
 	m.switches[0] = med(func(r benchRun) float64 { return r.switches[0] })
 	m.switches[1] = med(func(r benchRun) float64 { return r.switches[1] })
+	m.gc[0] = med(func(r benchRun) float64 { return r.gc[0] })
+	m.gc[1] = med(func(r benchRun) float64 { return r.gc[1] })
 	return m
 }
 
