@@ -31,6 +31,8 @@ func (a *ordersApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-a.release:
 		case <-r.Context().Done():
 		}
+	case "/timed/slow": // held until the caller's side gives up
+		<-r.Context().Done()
 	case "/fail":
 		a.fails.Add(1)
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -76,6 +78,10 @@ spec:
       matches: [{path: {prefix: /mirror}}]
       backends: [{service: orders}]
       mirror: {backend: {service: shadow}}
+    - name: timed
+      matches: [{path: {prefix: /timed}}]
+      backends: [{service: orders}]
+      timeout: 300ms
     - name: rest
       matches: [{path: {prefix: /}}]
       backends: [{service: orders}]
@@ -139,6 +145,23 @@ spec:
 		case <-shadowDone:
 		case <-time.After(5 * time.Second):
 			t.Fatal("the mirror never received its copy")
+		}
+	})
+
+	t.Run("the route timeout answers 504 and frees the slot", func(t *testing.T) {
+		for range 3 { // more than max_requests: each must give its slot back
+			start := time.Now()
+			code, _, hdr, err := call(frontend.outbound, "orders", "/timed/slow")
+			took := time.Since(start)
+			if err != nil || code != 504 || hdr.Get("x-switchyard-reason") != "upstream_timeout" {
+				t.Fatalf("got %d %q %v, want 504 upstream_timeout", code, hdr.Get("x-switchyard-reason"), err)
+			}
+			if took < 300*time.Millisecond || took > 3*time.Second {
+				t.Fatalf("answered after %v, want the 300ms route timeout", took)
+			}
+		}
+		if code, body, _, err := call(frontend.outbound, "orders", "/timed"); err != nil || code != 200 || body != "orders" {
+			t.Fatalf("a quick request on the timed route: %d %q %v", code, body, err)
 		}
 	})
 
