@@ -117,14 +117,14 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 					})
 				}
 			}
-			var cpu0, gc0 [2]float64
+			var cpu0, gc0, conns0 [2]float64
 			var cs0 [2]int
 			for i, pid := range tg.pids {
 				if pid != 0 {
 					cpu0[i], cs0[i] = treeUsage(t, pid)
 				}
 				if tg.admins[i] != "" {
-					gc0[i] = gcCycles(tg.admins[i])
+					gc0[i], conns0[i] = gcCycles(tg.admins[i]), upstreamConnsOpened(tg.admins[i])
 				}
 			}
 			lat, errs, err := newH1Load(tg.addr, tg.host, loadConns).constant(rps, time.Duration(secs)*time.Second)
@@ -140,6 +140,7 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 				}
 				if tg.admins[i] != "" {
 					r.gc[i] = (gcCycles(tg.admins[i]) - gc0[i]) / float64(secs)
+					r.dials[i] = upstreamConnsOpened(tg.admins[i]) - conns0[i]
 				}
 			}
 			tg.runs = append(tg.runs, r)
@@ -149,6 +150,11 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	load1 := loadAvg()
 	gc := medianRun(targets[1].runs).gc
 	gcLine := fmt.Sprintf("sidecar GC cycles per second at %d rps (median of rounds): client %.1f, server %.1f", rps, gc[0], gc[1])
+	var dials [2]float64
+	for _, r := range targets[1].runs {
+		dials[0], dials[1] = dials[0]+r.dials[0], dials[1]+r.dials[1]
+	}
+	gcLine += fmt.Sprintf("\nupstream connections the sidecars opened during the %d rps rounds (after warm-up): client %.0f, server %.0f", rps, dials[0], dials[1])
 	steadyRSS := fmt.Sprintf("client sidecar %s, server sidecar %s", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
 
 	var report strings.Builder
@@ -173,6 +179,20 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&report, "(added = minus direct in the same round; vCPU per 1,000 rps and OS context switches per request: client-side/server-side proxy)\n")
+	// Rounds are paired: the sidecar pair's p99 minus each reference's in
+	// the same round takes out what the machine did to both.
+	for _, ref := range targets[2:] {
+		diffs := make([]time.Duration, len(ref.runs))
+		higher := 0
+		for i, r := range ref.runs {
+			diffs[i] = targets[1].runs[i].p99 - r.p99
+			if diffs[i] > 0 {
+				higher++
+			}
+		}
+		fmt.Fprintf(&report, "paired p99, sidecar pair minus %s in the same round: median %s, higher in %d of %d rounds\n",
+			ref.name, signedMs(medianDuration(diffs)), higher, len(diffs))
+	}
 	fmt.Fprintf(&report, "RSS after the %d rps rounds: %s\n%s\n", rps, steadyRSS, gcLine)
 	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
 	for _, tg := range targets {
@@ -207,6 +227,23 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	}
 }
 
+// medianDuration is the median of d (the mean of the middle two for an even count).
+func medianDuration(d []time.Duration) time.Duration {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	if len(d)%2 == 1 {
+		return d[len(d)/2]
+	}
+	return (d[len(d)/2-1] + d[len(d)/2]) / 2
+}
+
+func signedMs(d time.Duration) string {
+	if d < 0 {
+		return "-" + ms(-d)
+	}
+	return "+" + ms(d)
+}
+
 // benchRun is one target's figures in one round.
 type benchRun struct {
 	p50, p90, p99, p999 time.Duration
@@ -214,6 +251,7 @@ type benchRun struct {
 	cpu                 [2]float64 // vCPU per 1,000 rps of the client- and server-side proxy
 	switches            [2]float64 // OS context switches per request of each proxy
 	gc                  [2]float64 // collections per second of each (Go) proxy
+	dials               [2]float64 // upstream connections each (Go) proxy opened
 }
 
 // medianRun takes the median of each figure over the rounds separately.
@@ -269,19 +307,33 @@ func loadAvg() string {
 // gcCycles is a Go process's go_gc_duration_seconds_count from its admin
 // port's /metrics; -1 when it cannot be read.
 func gcCycles(admin string) float64 {
+	return metricSum(admin, "go_gc_duration_seconds_count ")
+}
+
+// upstreamConnsOpened counts the TCP connections a sidecar has opened to
+// its upstreams, over all clusters.
+func upstreamConnsOpened(admin string) float64 {
+	return metricSum(admin, `switchyard_sidecar_upstream_connections_total{`, `result="opened"`)
+}
+
+// metricSum adds up the samples on a sidecar's /metrics whose lines start
+// with prefix and contain every one of labels; -1 if it cannot be read.
+func metricSum(admin, prefix string, labels ...string) float64 {
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
 		return -1
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	sum := 0.0
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "go_gc_duration_seconds_count "); ok {
-			n, _ := strconv.ParseFloat(v, 64)
-			return n
+		if !strings.HasPrefix(l, prefix) || slices.ContainsFunc(labels, func(s string) bool { return !strings.Contains(l, s) }) {
+			continue
 		}
+		n, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		sum += n
 	}
-	return -1
+	return sum
 }
 
 // fetchProfile saves /debug/pprof/<what> of a sidecar's admin port.

@@ -212,6 +212,17 @@ spec:
 		if !regexp.MustCompile(`switchyard_sidecar_upstream_ejections_total\{cluster="users~v1",reason="consecutive_gateway_failure",service="frontend"\} [1-9]`).Match(b) {
 			t.Fatalf("no consecutive_gateway_failure ejection counted for users~v1:\n%s", grepLines(string(b), "ejections_total"))
 		}
+		// The pool's connections are counted, and so are the connects the
+		// dead replica refused.
+		for _, re := range []string{
+			`switchyard_sidecar_upstream_connections_total\{cluster="users~v1",result="opened",service="frontend"\} [1-9]`,
+			`switchyard_sidecar_upstream_connections_total\{cluster="users~v1",result="failed",service="frontend"\} [1-9]`,
+			`switchyard_sidecar_upstream_open_connections\{cluster="users~v1",service="frontend"\} [1-9]`,
+		} {
+			if !regexp.MustCompile(re).Match(b) {
+				t.Fatalf("no sample matches %s:\n%s", re, grepLines(string(b), "connections"))
+			}
+		}
 	})
 
 	t.Run("control plane killed: traffic keeps flowing", func(t *testing.T) {

@@ -76,9 +76,12 @@ func newCluster(cfg xds.ClusterConfig, id Identity, m *metrics, now func() time.
 		conn, err := rawconn.DialContext(ctx, dialer, network, addr)
 		if err != nil {
 			release()
+			c.series.connsFailed.Inc()
 			return nil, err
 		}
-		return &countedConn{Conn: conn, release: release}, nil
+		c.series.connsOpened.Inc()
+		c.series.connsOpen.Inc()
+		return &countedConn{Conn: conn, release: func() { c.series.connsOpen.Dec(); release() }}, nil
 	}
 	c.dial = dial
 	c.h1 = &h1.Transport{DialContext: dial, MaxIdlePerHost: 256, IdleTimeout: 90 * time.Second, HandshakeTimeout: cfg.ConnectTimeout}

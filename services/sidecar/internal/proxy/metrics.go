@@ -18,6 +18,8 @@ type metrics struct {
 	upstreamEjections *prometheus.CounterVec   // cluster, reason
 	upstreamEjected   *prometheus.GaugeVec     // cluster
 	upstreamActive    *prometheus.GaugeVec     // cluster
+	upstreamConns     *prometheus.CounterVec   // cluster, result
+	upstreamConnsOpen *prometheus.GaugeVec     // cluster
 	downstream        *prometheus.CounterVec   // listener, code_class
 	downstreamDur     *prometheus.HistogramVec // listener
 	rbacDenied        *prometheus.CounterVec   // listener
@@ -46,6 +48,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Hosts currently ejected by outlier detection."}, []string{"cluster"}),
 		upstreamActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switchyard_sidecar_upstream_active_requests",
 			Help: "Requests in flight to the cluster."}, []string{"cluster"}),
+		upstreamConns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_upstream_connections_total",
+			Help: "TCP connections to the cluster's hosts by result (opened, failed): churn here means pools that do not hold their connections."}, []string{"cluster", "result"}),
+		upstreamConnsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switchyard_sidecar_upstream_open_connections",
+			Help: "TCP connections to the cluster's hosts now open, pooled or in use."}, []string{"cluster"}),
 		downstream: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_downstream_requests_total",
 			Help: "Requests received by listener and status class."}, []string{"listener", "code_class"}),
 		downstreamDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_sidecar_downstream_request_duration_seconds",
@@ -69,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.faults.WithLabelValues("abort")
 	if reg != nil {
 		reg.MustRegister(m.upstreamRequests, m.upstreamDuration, m.upstreamRetries, m.upstreamOverflow, m.upstreamEjections,
-			m.upstreamEjected, m.upstreamActive, m.downstream, m.downstreamDur, m.rbacDenied, m.rateLimited, m.rateLimitErrors,
+			m.upstreamEjected, m.upstreamActive, m.upstreamConns, m.upstreamConnsOpen, m.downstream, m.downstreamDur, m.rbacDenied, m.rateLimited, m.rateLimitErrors,
 			m.faults, m.mirrors, m.tcpConns, m.tcpActive)
 	}
 	return m
@@ -82,6 +88,9 @@ type clusterSeries struct {
 	duration prometheus.Observer
 	retries  prometheus.Counter
 	active   prometheus.Gauge
+	// Connections: opened, failed to connect, open now.
+	connsOpened, connsFailed prometheus.Counter
+	connsOpen                prometheus.Gauge
 }
 
 // initCluster creates a cluster's series at zero, so dashboards and alerts
@@ -92,6 +101,10 @@ func (m *metrics) initCluster(name string) *clusterSeries {
 		duration: m.upstreamDuration.WithLabelValues(name),
 		retries:  m.upstreamRetries.WithLabelValues(name),
 		active:   m.upstreamActive.WithLabelValues(name),
+
+		connsOpened: m.upstreamConns.WithLabelValues(name, "opened"),
+		connsFailed: m.upstreamConns.WithLabelValues(name, "failed"),
+		connsOpen:   m.upstreamConnsOpen.WithLabelValues(name),
 	}
 	for i, cc := range codeClasses {
 		s.requests[i] = m.upstreamRequests.WithLabelValues(name, cc)
