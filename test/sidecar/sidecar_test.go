@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,6 +95,33 @@ func TestSidecarMesh(t *testing.T) {
 		if seen["users-1"] != 3 || seen["users-2"] != 3 || seen["users-3"] != 3 {
 			t.Fatalf("9 requests landed %v, want 3-3-3", seen)
 		}
+	})
+
+	t.Run("a pool growing under a burst resumes its mTLS sessions", func(t *testing.T) {
+		// Each users replica has had a connection (and sent its session
+		// ticket); a burst makes the frontend's pool dial more, which
+		// resume those sessions instead of full handshakes.
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range 32 {
+			wg.Go(func() {
+				for range 5 {
+					if code, _, _, err := call(frontend.outbound, "users", "/"); err != nil || code != 200 {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if failed.Load() > 0 {
+			t.Fatalf("%d of 160 requests failed", failed.Load())
+		}
+		full := metricValue(t, frontend.admin, `switchyard_sidecar_upstream_tls_handshakes_total{cluster="users",service="frontend",session="full"}`)
+		resumed := metricValue(t, frontend.admin, `switchyard_sidecar_upstream_tls_handshakes_total{cluster="users",service="frontend",session="resumed"}`)
+		if resumed < 1 {
+			t.Fatalf("no resumed handshake after the burst (%v full): the pool's new connections did not resume the replicas' sessions", full)
+		}
+		t.Logf("frontend → users handshakes: %v full, %v resumed", full, resumed)
 	})
 
 	t.Run("AuthorizationPolicy denying billing: 403 for billing, frontend passes", func(t *testing.T) {
@@ -234,6 +264,28 @@ spec:
 			}
 		}
 	})
+}
+
+// metricValue is the value of one exact series on a sidecar's /metrics.
+func metricValue(t *testing.T, admin, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", series, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s on %s:\n%s", series, admin, grepLines(string(b), "handshakes"))
+	return 0
 }
 
 func grepLines(s, sub string) string {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -61,6 +63,7 @@ func (s *Source) ServerTLSConfigWith(authz tlsconfig.Authorizer) *tls.Config {
 	// others; the verifier still refuses it.
 	cfg.ClientAuth = tls.RequestClientCert
 	cfg.VerifyPeerCertificate = s.logRefusals("client", cfg.VerifyPeerCertificate) //nolint:gosec // SPIFFE verification, as go-spiffe does
+	cfg.VerifyConnection = s.logResumedRefusals("client", VerifyResumed(s, authz))
 	cfg.MinVersion = tls.VersionTLS13
 	return cfg
 }
@@ -75,8 +78,37 @@ func (s *Source) ClientTLSConfig(allowed ...spiffeid.ID) *tls.Config {
 func (s *Source) ClientTLSConfigWith(authz tlsconfig.Authorizer) *tls.Config {
 	cfg := tlsconfig.MTLSClientConfig(s, s, authz)
 	cfg.VerifyPeerCertificate = s.logRefusals("server", cfg.VerifyPeerCertificate) //nolint:gosec // SPIFFE verification, as go-spiffe does
+	cfg.VerifyConnection = s.logResumedRefusals("server", VerifyResumed(s, authz))
 	cfg.MinVersion = tls.VersionTLS13
 	return cfg
+}
+
+// VerifyResumed is a tls.Config.VerifyConnection that verifies the peer of
+// a resumed session again. Go does not call VerifyPeerCertificate (where
+// the SPIFFE verification and the authorizer run) when a session is
+// resumed from a ticket: the peer's chain was verified when the session
+// was made. Since then the trust bundle may have changed, the certificate
+// may have expired, or the authorizer may no longer accept the ID (a
+// listener's accepted peers are configuration): the chain stored in the
+// session is checked against the bundle of now and authorized again. Full
+// handshakes pass through; VerifyPeerCertificate has checked them.
+func VerifyResumed(bundles x509bundle.Source, authz tlsconfig.Authorizer) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if !cs.DidResume {
+			return nil
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("resumed session has no peer certificate")
+		}
+		id, chains, err := x509svid.Verify(cs.PeerCertificates, bundles)
+		if err != nil {
+			return fmt.Errorf("resumed session: %w", err)
+		}
+		if err := authz(id, chains); err != nil {
+			return fmt.Errorf("resumed session: %w", err)
+		}
+		return nil
+	}
 }
 
 // ServerCredentials are gRPC server credentials from ServerTLSConfig.
@@ -110,6 +142,22 @@ func (s *Source) logRefusals(peerRole string, verify func([][]byte, [][]*x509.Ce
 	return func(raw [][]byte, chains [][]*x509.Certificate) error {
 		err := verify(raw, chains)
 		if err != nil {
+			s.metrics.refusals.WithLabelValues(peerRole).Inc()
+			s.log.Warn("TLS handshake refused", "peer_role", peerRole, slog.Group("peer", presented(raw)...), "err", err)
+		}
+		return err
+	}
+}
+
+// logResumedRefusals is logRefusals for a VerifyConnection check.
+func (s *Source) logResumedRefusals(peerRole string, verify func(tls.ConnectionState) error) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		err := verify(cs)
+		if err != nil {
+			raw := make([][]byte, len(cs.PeerCertificates))
+			for i, c := range cs.PeerCertificates {
+				raw[i] = c.Raw
+			}
 			s.metrics.refusals.WithLabelValues(peerRole).Inc()
 			s.log.Warn("TLS handshake refused", "peer_role", peerRole, slog.Group("peer", presented(raw)...), "err", err)
 		}

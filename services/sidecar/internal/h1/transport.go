@@ -59,6 +59,17 @@ type Transport struct {
 	// back: a burst is then served by the pool as it frees up instead of
 	// paying an mTLS handshake per request.
 	MaxDialsPerHost int
+	// ResumeSessions keeps a TLS session cache per address, so that a new
+	// connection to a host resumes a session (no certificate signatures
+	// or chain verification) instead of a full handshake. Per address:
+	// a session ticket is the server's own, and one cache for every host
+	// behind the same ServerName would offer each host tickets that only
+	// another can decrypt. TLS must verify resumed sessions itself in
+	// VerifyConnection (Go skips VerifyPeerCertificate on resumption).
+	ResumeSessions bool
+	// OnHandshake, if set, is told of each completed TLS handshake and
+	// whether it resumed a session.
+	OnHandshake func(resumed bool)
 
 	mu    sync.Mutex
 	hosts map[poolKey]*hostConns
@@ -70,6 +81,7 @@ type Transport struct {
 type hostConns struct {
 	addr    string
 	useTLS  bool
+	tls     *tls.Config // TLS with this address's ServerName and session cache
 	idle    []*conn
 	waiters []chan dialResult
 	dialing int
@@ -327,6 +339,18 @@ func (t *Transport) host(addr string, useTLS bool) *hostConns {
 	h := t.hosts[key]
 	if h == nil {
 		h = &hostConns{addr: addr, useTLS: useTLS}
+		if useTLS {
+			h.tls = t.TLS
+			if h.tls.ServerName == "" || t.ResumeSessions {
+				h.tls = h.tls.Clone()
+			}
+			if h.tls.ServerName == "" { // as net/http does: the URL's host
+				h.tls.ServerName, _, _ = net.SplitHostPort(addr)
+			}
+			if t.ResumeSessions {
+				h.tls.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+			}
+		}
 		t.hosts[key] = h
 	}
 	return h
@@ -386,7 +410,7 @@ func (t *Transport) startDials(h *hostConns) {
 }
 
 func (t *Transport) dial(h *hostConns) {
-	c, err := t.connect(h.addr, h.useTLS)
+	c, err := t.connect(h)
 	t.mu.Lock()
 	h.dialing--
 	if err != nil {
@@ -407,8 +431,9 @@ func (t *Transport) dial(h *hostConns) {
 	t.deliver(c, false)
 }
 
-// connect dials addr and, for https, completes the TLS handshake.
-func (t *Transport) connect(addr string, useTLS bool) (*conn, error) {
+// connect dials h's address and, for https, completes the TLS handshake.
+func (t *Transport) connect(h *hostConns) (*conn, error) {
+	addr, useTLS := h.addr, h.useTLS
 	timeout := t.HandshakeTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -420,17 +445,16 @@ func (t *Transport) connect(addr string, useTLS bool) (*conn, error) {
 		return nil, err
 	}
 	if useTLS {
-		cfg := t.TLS
-		if cfg.ServerName == "" { // as net/http does: the URL's host
-			cfg = cfg.Clone()
-			cfg.ServerName, _, _ = net.SplitHostPort(addr)
-		}
-		tc := tls.Client(nc, cfg)
+		tc := tls.Client(nc, h.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("h1: TLS handshake with %s: %w", addr, err)
 		}
-		if p := tc.ConnectionState().NegotiatedProtocol; p != "" && p != "http/1.1" {
+		st := tc.ConnectionState()
+		if t.OnHandshake != nil {
+			t.OnHandshake(st.DidResume)
+		}
+		if p := st.NegotiatedProtocol; p != "" && p != "http/1.1" {
 			tc.Close()
 			return nil, fmt.Errorf("h1: %s negotiated ALPN %q, want http/1.1", addr, p)
 		}

@@ -533,3 +533,49 @@ func TestPartialResponseIsNotResent(t *testing.T) {
 		t.Fatalf("server saw %d requests, want 2: a started response must not be sent again", n)
 	}
 }
+
+// Two hosts behind one ServerName, as a cluster's endpoints share its
+// SNI: each host's session resumes on the next connection to it, though
+// the other host was dialled in between.
+func TestTLSSessionsResumePerAddress(t *testing.T) {
+	var hosts [2]*httptest.Server
+	for i := range hosts {
+		hosts[i] = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, r.TLS.DidResume)
+		}))
+		hosts[i].StartTLS()
+		defer hosts[i].Close()
+	}
+	pool := hosts[0].Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	d := &net.Dialer{}
+	var full, resumed atomic.Int64
+	tr := &Transport{DialContext: d.DialContext, ResumeSessions: true,
+		TLS: &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"}},
+		OnHandshake: func(r bool) {
+			if r {
+				resumed.Add(1)
+			} else {
+				full.Add(1)
+			}
+		}}
+	for round, want := range []string{"false", "true", "true"} {
+		for _, h := range hosts {
+			if _, body := get(t, tr, h.URL); body != want {
+				t.Fatalf("round %d, %s: server saw DidResume %s, want %s", round+1, h.URL, body, want)
+			}
+		}
+		tr.CloseIdleConnections()
+	}
+	if full.Load() != 2 || resumed.Load() != 4 {
+		t.Fatalf("handshakes reported: %d full, %d resumed; want 2 and 4", full.Load(), resumed.Load())
+	}
+
+	// Without ResumeSessions every connection is a full handshake.
+	plain := &Transport{DialContext: d.DialContext, TLS: &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"}}}
+	for range 2 {
+		if _, body := get(t, plain, hosts[0].URL); body != "false" {
+			t.Fatalf("resumed without ResumeSessions")
+		}
+		plain.CloseIdleConnections()
+	}
+}

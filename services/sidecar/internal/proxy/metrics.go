@@ -20,6 +20,7 @@ type metrics struct {
 	upstreamActive    *prometheus.GaugeVec     // cluster
 	upstreamConns     *prometheus.CounterVec   // cluster, result
 	upstreamConnsOpen *prometheus.GaugeVec     // cluster
+	upstreamTLS       *prometheus.CounterVec   // cluster, session
 	downstream        *prometheus.CounterVec   // listener, code_class
 	downstreamDur     *prometheus.HistogramVec // listener
 	rbacDenied        *prometheus.CounterVec   // listener
@@ -52,6 +53,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "TCP connections to the cluster's hosts by result (opened, failed): churn here means pools that do not hold their connections."}, []string{"cluster", "result"}),
 		upstreamConnsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switchyard_sidecar_upstream_open_connections",
 			Help: "TCP connections to the cluster's hosts now open, pooled or in use."}, []string{"cluster"}),
+		upstreamTLS: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_upstream_tls_handshakes_total",
+			Help: "mTLS handshakes completed with the cluster's hosts over HTTP/1.1, by session (full, resumed)."}, []string{"cluster", "session"}),
 		downstream: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_downstream_requests_total",
 			Help: "Requests received by listener and status class."}, []string{"listener", "code_class"}),
 		downstreamDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_sidecar_downstream_request_duration_seconds",
@@ -75,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.faults.WithLabelValues("abort")
 	if reg != nil {
 		reg.MustRegister(m.upstreamRequests, m.upstreamDuration, m.upstreamRetries, m.upstreamOverflow, m.upstreamEjections,
-			m.upstreamEjected, m.upstreamActive, m.upstreamConns, m.upstreamConnsOpen, m.downstream, m.downstreamDur, m.rbacDenied, m.rateLimited, m.rateLimitErrors,
+			m.upstreamEjected, m.upstreamActive, m.upstreamConns, m.upstreamConnsOpen, m.upstreamTLS, m.downstream, m.downstreamDur, m.rbacDenied, m.rateLimited, m.rateLimitErrors,
 			m.faults, m.mirrors, m.tcpConns, m.tcpActive)
 	}
 	return m
@@ -91,6 +94,8 @@ type clusterSeries struct {
 	// Connections: opened, failed to connect, open now.
 	connsOpened, connsFailed prometheus.Counter
 	connsOpen                prometheus.Gauge
+	// mTLS handshakes over HTTP/1.1: full, or resumed from a session.
+	handshakesFull, handshakesResumed prometheus.Counter
 }
 
 // initCluster creates a cluster's series at zero, so dashboards and alerts
@@ -105,6 +110,9 @@ func (m *metrics) initCluster(name string) *clusterSeries {
 		connsOpened: m.upstreamConns.WithLabelValues(name, "opened"),
 		connsFailed: m.upstreamConns.WithLabelValues(name, "failed"),
 		connsOpen:   m.upstreamConnsOpen.WithLabelValues(name),
+
+		handshakesFull:    m.upstreamTLS.WithLabelValues(name, "full"),
+		handshakesResumed: m.upstreamTLS.WithLabelValues(name, "resumed"),
 	}
 	for i, cc := range codeClasses {
 		s.requests[i] = m.upstreamRequests.WithLabelValues(name, cc)

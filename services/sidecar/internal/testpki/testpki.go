@@ -19,6 +19,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/switchyard-mesh/switchyard/services/kit/identity"
 )
 
 // TrustDomain is the tests' trust domain.
@@ -91,6 +93,7 @@ func (i *Identity) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bu
 // ServerTLSConfigWith mirrors kit/identity.Source.ServerTLSConfigWith.
 func (i *Identity) ServerTLSConfigWith(authz tlsconfig.Authorizer) *tls.Config {
 	cfg := tlsconfig.MTLSServerConfig(i, i, authz)
+	cfg.VerifyConnection = identity.VerifyResumed(i, authz)
 	cfg.MinVersion = tls.VersionTLS13
 	return cfg
 }
@@ -98,6 +101,7 @@ func (i *Identity) ServerTLSConfigWith(authz tlsconfig.Authorizer) *tls.Config {
 // ClientTLSConfigWith mirrors kit/identity.Source.ClientTLSConfigWith.
 func (i *Identity) ClientTLSConfigWith(authz tlsconfig.Authorizer) *tls.Config {
 	cfg := tlsconfig.MTLSClientConfig(i, i, authz)
+	cfg.VerifyConnection = identity.VerifyResumed(i, authz)
 	cfg.MinVersion = tls.VersionTLS13
 	return cfg
 }
