@@ -118,10 +118,10 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 				}
 			}
 			var cpu0, gc0, conns0 [2]float64
-			var cs0 [2]int
+			var cs0, pre0 [2]int
 			for i, pid := range tg.pids {
 				if pid != 0 {
-					cpu0[i], cs0[i] = treeUsage(t, pid)
+					cpu0[i], cs0[i], pre0[i] = treeUsage(t, pid)
 				}
 				if tg.admins[i] != "" {
 					gc0[i], conns0[i] = gcCycles(tg.admins[i]), upstreamConnsOpened(tg.admins[i])
@@ -134,9 +134,10 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 			r := benchRun{errs: errs, p50: quantile(lat, 0.5), p90: quantile(lat, 0.9), p99: quantile(lat, 0.99), p999: quantile(lat, 0.999)}
 			for i, pid := range tg.pids {
 				if pid != 0 {
-					cpu, cs := treeUsage(t, pid)
+					cpu, cs, pre := treeUsage(t, pid)
 					r.cpu[i] = (cpu - cpu0[i]) / float64(secs) * 1000 / rps
 					r.switches[i] = float64(cs-cs0[i]) / float64(secs*rps)
+					r.preempted[i] = float64(pre-pre0[i]) / float64(secs*rps) * 1000
 				}
 				if tg.admins[i] != "" {
 					r.gc[i] = (gcCycles(tg.admins[i]) - gc0[i]) / float64(secs)
@@ -160,7 +161,7 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	var report strings.Builder
 	fmt.Fprintf(&report, "constant %d rps over %d keep-alive connections (h1Load), 1 KB responses, %ds per target per round, %d interleaved rounds, load generator on the same host\n", rps, loadConns, secs, rounds)
 	fmt.Fprintf(&report, "load average before: %s, after: %s\n", load0, load1)
-	fmt.Fprintf(&report, "%-22s %-6s %9s %9s %9s %9s %6s %10s %10s %12s %12s\n", "target", "round", "p50", "p90", "p99", "p99.9", "errors", "added p50", "added p99", "vCPU/1k rps", "switches/req")
+	fmt.Fprintf(&report, "%-22s %-6s %9s %9s %9s %9s %6s %10s %10s %12s %12s %12s\n", "target", "round", "p50", "p90", "p99", "p99.9", "errors", "added p50", "added p99", "vCPU/1k rps", "switches/req", "preempt/1k")
 	direct := targets[0]
 	for _, tg := range targets {
 		rows := append([]benchRun(nil), tg.runs...)
@@ -173,12 +174,12 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 			}
 			line := fmt.Sprintf("%-22s %-6s %9s %9s %9s %9s %6d", tg.name, label, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.p999), r.errs)
 			if tg != direct {
-				line += fmt.Sprintf(" %10s %10s   %.3f/%.3f   %.1f/%.1f", "+"+ms(r.p50-base.p50), "+"+ms(r.p99-base.p99), r.cpu[0], r.cpu[1], r.switches[0], r.switches[1])
+				line += fmt.Sprintf(" %10s %10s   %.3f/%.3f   %.1f/%.1f   %5.1f/%.1f", "+"+ms(r.p50-base.p50), "+"+ms(r.p99-base.p99), r.cpu[0], r.cpu[1], r.switches[0], r.switches[1], r.preempted[0], r.preempted[1])
 			}
 			fmt.Fprintln(&report, line)
 		}
 	}
-	fmt.Fprintf(&report, "(added = minus direct in the same round; vCPU per 1,000 rps and OS context switches per request: client-side/server-side proxy)\n")
+	fmt.Fprintf(&report, "(added = minus direct in the same round; vCPU per 1,000 rps, OS context switches per request and, of those, involuntary ones (the OS took the core away) per 1,000 requests: client-side/server-side proxy)\n")
 	// Rounds are paired: the sidecar pair's p99 minus each reference's in
 	// the same round takes out what the machine did to both.
 	for _, ref := range targets[2:] {
@@ -250,6 +251,7 @@ type benchRun struct {
 	errs                int
 	cpu                 [2]float64 // vCPU per 1,000 rps of the client- and server-side proxy
 	switches            [2]float64 // OS context switches per request of each proxy
+	preempted           [2]float64 // of those, involuntary (the OS took the core away), per 1,000 requests
 	gc                  [2]float64 // collections per second of each (Go) proxy
 	dials               [2]float64 // upstream connections each (Go) proxy opened
 }
@@ -280,6 +282,8 @@ func medianRun(runs []benchRun) benchRun {
 	m.cpu[1] = med(func(r benchRun) float64 { return r.cpu[1] })
 	m.switches[0] = med(func(r benchRun) float64 { return r.switches[0] })
 	m.switches[1] = med(func(r benchRun) float64 { return r.switches[1] })
+	m.preempted[0] = med(func(r benchRun) float64 { return r.preempted[0] })
+	m.preempted[1] = med(func(r benchRun) float64 { return r.preempted[1] })
 	m.gc[0] = med(func(r benchRun) float64 { return r.gc[0] })
 	m.gc[1] = med(func(r benchRun) float64 { return r.gc[1] })
 	return m
@@ -355,7 +359,7 @@ var benchClient = &http.Client{Timeout: 10 * time.Second}
 // (voluntary and not, over every thread) of pid and its direct children
 // (nginx workers), from /proc: on a VM a sleep/wake-up pair costs more
 // than most of the work of a request.
-func treeUsage(t *testing.T, pid int) (cpuSeconds float64, switches int) {
+func treeUsage(t *testing.T, pid int) (cpuSeconds float64, switches, preempted int) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -384,11 +388,14 @@ func treeUsage(t *testing.T, pid int) (cpuSeconds float64, switches int) {
 				if k, v, ok := strings.Cut(l, ":"); ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
 					n, _ := strconv.Atoi(strings.TrimSpace(v))
 					switches += n
+					if k == "nonvoluntary_ctxt_switches" {
+						preempted += n
+					}
 				}
 			}
 		}
 	}
-	return cpuSeconds, switches
+	return cpuSeconds, switches, preempted
 }
 
 // rss is a process's resident set, split into anonymous memory (heap,
