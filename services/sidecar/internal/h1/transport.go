@@ -49,7 +49,8 @@ type Transport struct {
 	TLS *tls.Config
 	// MaxIdlePerHost bounds the idle connections kept per address (default 256).
 	MaxIdlePerHost int
-	// IdleTimeout closes connections idle for longer (default 90s).
+	// IdleTimeout closes connections idle for longer (default 90s), by a
+	// sweep that runs while any is idle: within twice that at most.
 	IdleTimeout time.Duration
 	// HandshakeTimeout bounds a TLS handshake (default 10s).
 	HandshakeTimeout time.Duration
@@ -71,9 +72,10 @@ type Transport struct {
 	// whether it resumed a session.
 	OnHandshake func(resumed bool)
 
-	mu    sync.Mutex
-	hosts map[poolKey]*hostConns
-	now   func() time.Time
+	mu      sync.Mutex
+	hosts   map[poolKey]*hostConns
+	reaping bool // a sweep of expired idle connections is scheduled
+	now     func() time.Time
 }
 
 // hostConns are one address's idle connections, the requests waiting for
@@ -82,6 +84,7 @@ type hostConns struct {
 	addr    string
 	useTLS  bool
 	tls     *tls.Config // TLS with this address's ServerName and session cache
+	used    time.Time   // last taken from or given back to
 	idle    []*conn
 	waiters []chan dialResult
 	dialing int
@@ -339,7 +342,7 @@ func (t *Transport) host(addr string, useTLS bool) *hostConns {
 	h := t.hosts[key]
 	if h == nil {
 		h = &hostConns{addr: addr, useTLS: useTLS}
-		if useTLS {
+		if useTLS && t.TLS != nil {
 			h.tls = t.TLS
 			if h.tls.ServerName == "" || t.ResumeSessions {
 				h.tls = h.tls.Clone()
@@ -468,6 +471,7 @@ func (t *Transport) connect(h *hostConns) (*conn, error) {
 func (t *Transport) takeIdle(h *hostConns) *conn {
 	timeout := t.idleTimeout()
 	now := t.clock()
+	h.used = now
 	for len(h.idle) > 0 {
 		c := h.idle[len(h.idle)-1]
 		h.idle[len(h.idle)-1] = nil
@@ -519,8 +523,49 @@ func (t *Transport) deliver(c *conn, reused bool) {
 		return
 	}
 	c.idleAt = t.clock()
+	h.used = c.idleAt
 	h.idle = append(h.idle, c)
+	if !t.reaping {
+		t.reaping = true
+		time.AfterFunc(t.idleTimeout(), t.reap)
+	}
 	t.mu.Unlock()
+}
+
+// reap closes the connections idle for longer than the idle timeout and
+// forgets the addresses nothing has used for that long (with their TLS
+// sessions): an endpoint gone from the cluster leaves no socket and no
+// pool entry behind. It runs while any connection is idle.
+func (t *Transport) reap() {
+	timeout := t.idleTimeout()
+	now := t.clock()
+	var expired []*conn
+	t.mu.Lock()
+	idle := 0
+	for key, h := range t.hosts {
+		kept := h.idle[:0]
+		for _, c := range h.idle {
+			if now.Sub(c.idleAt) > timeout {
+				expired = append(expired, c)
+			} else {
+				kept = append(kept, c)
+			}
+		}
+		clear(h.idle[len(kept):])
+		h.idle = kept
+		idle += len(kept)
+		if len(h.idle) == 0 && len(h.waiters) == 0 && h.dialing == 0 && now.Sub(h.used) > timeout {
+			delete(t.hosts, key)
+		}
+	}
+	t.reaping = idle > 0
+	if t.reaping {
+		time.AfterFunc(timeout, t.reap)
+	}
+	t.mu.Unlock()
+	for _, c := range expired {
+		c.nc.Close()
+	}
 }
 
 // CloseIdleConnections closes every idle connection.

@@ -579,3 +579,47 @@ func TestTLSSessionsResumePerAddress(t *testing.T) {
 		plain.CloseIdleConnections()
 	}
 }
+
+// An idle connection past the idle timeout is closed without waiting for
+// the next request to its address (which, for an endpoint gone from the
+// cluster, never comes), and the address is forgotten.
+func TestIdleConnectionsAreReaped(t *testing.T) {
+	var closed atomic.Int64
+	u := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	u.Start()
+	defer u.Close()
+	tr := plainTransport()
+	tr.IdleTimeout = 50 * time.Millisecond
+	get(t, tr, u.URL)
+	if n := tr.IdleCount(u.Listener.Addr().String()); n != 1 {
+		t.Fatalf("idle %d after one request, want 1", n)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for closed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection was not closed after the idle timeout")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		tr.mu.Lock()
+		hosts, reaping := len(tr.hosts), tr.reaping
+		tr.mu.Unlock()
+		if hosts == 0 && !reaping {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d addresses still kept (sweep scheduled: %v)", hosts, reaping)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The pool works on after the sweep.
+	if _, body := get(t, tr, u.URL); body != "ok" {
+		t.Fatalf("after the sweep: %q", body)
+	}
+}
