@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"crypto/tls"
 	"io"
 	"net/http"
 	"regexp"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/proxy"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/testpki"
@@ -91,60 +89,5 @@ func TestNewRequestIDIsUUIDv4(t *testing.T) {
 			t.Fatalf("request id %q: not a fresh version 4 UUID", id)
 		}
 		seen[id] = true
-	}
-}
-
-// BenchmarkMTLSHandshake is one upstream connection's mTLS handshake with
-// the sidecar's TLS configs (SPIFFE verification both ways, P-256 SVIDs),
-// client and server in this process: full, and resumed from a session
-// ticket (verified again in VerifyConnection), which a pool growing under
-// a burst does instead.
-func BenchmarkMTLSHandshake(b *testing.B) {
-	ca := testpki.NewCA(b)
-	server := ca.Issue(b, "/ns/shop/sa/users").ServerTLSConfigWith(tlsconfig.AuthorizeAny())
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", server)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = c.Write([]byte{1}) // after the handshake and the session ticket
-			}()
-		}
-	}()
-	client := ca.Issue(b, "/ns/shop/sa/frontend").ClientTLSConfigWith(tlsconfig.AuthorizeAny())
-	client.NextProtos = []string{"http/1.1"}
-	for _, mode := range []string{"full", "resumed"} {
-		b.Run(mode, func(b *testing.B) {
-			cfg := client.Clone()
-			if mode == "resumed" {
-				cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
-			}
-			handshake := func() bool {
-				c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer c.Close()
-				if _, err := c.Read(make([]byte, 1)); err != nil { // takes in the ticket
-					b.Fatal(err)
-				}
-				return c.ConnectionState().DidResume
-			}
-			handshake()
-			b.ReportAllocs()
-			for b.Loop() {
-				if resumed := handshake(); resumed != (mode == "resumed") {
-					b.Fatalf("resumed %v in mode %s", resumed, mode)
-				}
-			}
-		})
 	}
 }
