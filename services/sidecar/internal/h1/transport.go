@@ -66,7 +66,9 @@ type Transport struct {
 	// a session ticket is the server's own, and one cache for every host
 	// behind the same ServerName would offer each host tickets that only
 	// another can decrypt. TLS must verify resumed sessions itself in
-	// VerifyConnection (Go skips VerifyPeerCertificate on resumption).
+	// VerifyConnection (Go skips VerifyPeerCertificate on resumption). A
+	// session the server turns down (its alert comes with the first read)
+	// is forgotten and the request sent again over a full handshake.
 	ResumeSessions bool
 	// OnHandshake, if set, is told of each completed TLS handshake and
 	// whether it resumed a session.
@@ -110,6 +112,9 @@ type conn struct {
 	// deadline: a request's deadline is set on nc, to be cleared before
 	// the connection is reused.
 	deadline bool
+	// sessions, for a connection that resumed a TLS session: its host's
+	// cache, to forget the session if the server turns it down.
+	sessions *tls.Config
 }
 
 // errServerClosedIdle marks a reused connection that failed before any
@@ -242,6 +247,15 @@ func (c *conn) roundTrip(req *http.Request, reused bool, deadline time.Time) (*h
 // when nothing of a response has arrived: a write failing, or the wait for
 // the first byte ending with EOF or a reset.
 func (c *conn) staleOr(reused, reading bool, err error) error {
+	if c.sessions != nil && !reused {
+		// A resumed session the server refused after our side of the
+		// handshake was done (TLS 1.3 has the client finish first): the
+		// server's alert comes with the first read. Forget the session,
+		// or every new connection would offer it again, and send the
+		// request again on a connection with a full handshake.
+		c.sessions.ClientSessionCache.Put(c.sessions.ServerName, nil)
+		return fmt.Errorf("%w: resumed TLS session refused: %w", errServerClosedIdle, err)
+	}
 	if !reused {
 		return err
 	}
@@ -447,6 +461,7 @@ func (t *Transport) connect(h *hostConns) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	var sessions *tls.Config
 	if useTLS {
 		tc := tls.Client(nc, h.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -457,13 +472,16 @@ func (t *Transport) connect(h *hostConns) (*conn, error) {
 		if t.OnHandshake != nil {
 			t.OnHandshake(st.DidResume)
 		}
+		if st.DidResume {
+			sessions = h.tls
+		}
 		if p := st.NegotiatedProtocol; p != "" && p != "http/1.1" {
 			tc.Close()
 			return nil, fmt.Errorf("h1: %s negotiated ALPN %q, want http/1.1", addr, p)
 		}
 		nc = tc
 	}
-	return &conn{t: t, useTLS: useTLS, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	return &conn{t: t, useTLS: useTLS, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), sessions: sessions}, nil
 }
 
 // takeIdle pops the most recently used idle connection that has not been

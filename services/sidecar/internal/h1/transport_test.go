@@ -623,3 +623,37 @@ func TestIdleConnectionsAreReaped(t *testing.T) {
 		t.Fatalf("after the sweep: %q", body)
 	}
 }
+
+// A server that turns a resumed session down does so after the client's
+// side of the handshake is done (TLS 1.3): the request fails on its first
+// read. The transport forgets the session and sends the request again
+// with a full handshake, instead of failing it and offering the same
+// session on every new connection.
+func TestRefusedResumptionFallsBackToAFullHandshake(t *testing.T) {
+	var refusals atomic.Int64
+	u := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.TLS.DidResume)
+	}))
+	u.TLS = &tls.Config{VerifyConnection: func(cs tls.ConnectionState) error {
+		if cs.DidResume { // e.g. the trust bundle changed since the session was made
+			refusals.Add(1)
+			return errors.New("resumed sessions are refused")
+		}
+		return nil
+	}}
+	u.StartTLS()
+	defer u.Close()
+	pool := u.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	d := &net.Dialer{}
+	tr := &Transport{DialContext: d.DialContext, ResumeSessions: true,
+		TLS: &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"}}}
+	for i := range 3 {
+		if _, body := get(t, tr, u.URL); body != "false" {
+			t.Fatalf("request %d: %q, want an answer over a full handshake", i+1, body)
+		}
+		tr.CloseIdleConnections()
+	}
+	if refusals.Load() == 0 {
+		t.Fatal("no resumption was attempted: the test proves nothing")
+	}
+}
