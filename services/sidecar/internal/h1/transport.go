@@ -457,15 +457,30 @@ func (t *Transport) connect(h *hostConns) (*conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	nc, err := t.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
+	if !useTLS {
+		nc, err := t.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
 	}
 	var sessions *tls.Config
-	if useTLS {
+	var nc net.Conn
+	for attempt := 0; ; attempt++ {
+		offered := h.tls.ClientSessionCache != nil && cachedSession(h.tls)
+		var err error
+		if nc, err = t.DialContext(ctx, "tcp", addr); err != nil {
+			return nil, err
+		}
 		tc := tls.Client(nc, h.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
+			if offered && attempt == 0 && ctx.Err() == nil {
+				// Our own check refused the server's resumed session (the
+				// trust bundle changed since it was made, say); Go has
+				// dropped the session: once more, with a full handshake.
+				continue
+			}
 			return nil, fmt.Errorf("h1: TLS handshake with %s: %w", addr, err)
 		}
 		st := tc.ConnectionState()
@@ -480,8 +495,15 @@ func (t *Transport) connect(h *hostConns) (*conn, error) {
 			return nil, fmt.Errorf("h1: %s negotiated ALPN %q, want http/1.1", addr, p)
 		}
 		nc = tc
+		break
 	}
-	return &conn{t: t, useTLS: useTLS, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), sessions: sessions}, nil
+	return &conn{t: t, useTLS: true, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), sessions: sessions}, nil
+}
+
+// cachedSession reports whether a handshake with cfg would offer a session.
+func cachedSession(cfg *tls.Config) bool {
+	_, ok := cfg.ClientSessionCache.Get(cfg.ServerName)
+	return ok
 }
 
 // takeIdle pops the most recently used idle connection that has not been

@@ -657,3 +657,35 @@ func TestRefusedResumptionFallsBackToAFullHandshake(t *testing.T) {
 		t.Fatal("no resumption was attempted: the test proves nothing")
 	}
 }
+
+// Our own check can refuse a resumed session too (the trust bundle
+// changed since it was made): the handshake fails, Go drops the session,
+// and the pool dials once more with a full handshake.
+func TestOwnRefusalOfAResumedSessionRedials(t *testing.T) {
+	u := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.TLS.DidResume)
+	}))
+	u.StartTLS()
+	defer u.Close()
+	pool := u.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	d := &net.Dialer{}
+	var refusals atomic.Int64
+	tr := &Transport{DialContext: d.DialContext, ResumeSessions: true,
+		TLS: &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"},
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if cs.DidResume {
+					refusals.Add(1)
+					return errors.New("resumed sessions are refused")
+				}
+				return nil
+			}}}
+	for i := range 3 {
+		if _, body := get(t, tr, u.URL); body != "false" {
+			t.Fatalf("request %d: %q, want an answer over a full handshake", i+1, body)
+		}
+		tr.CloseIdleConnections()
+	}
+	if refusals.Load() == 0 {
+		t.Fatal("no resumption was attempted: the test proves nothing")
+	}
+}
