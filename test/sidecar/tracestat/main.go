@@ -1,0 +1,215 @@
+// Command tracestat summarizes a Go execution trace of a proxy under a
+// constant load: how long goroutines run at a stretch (run slices), how
+// long a goroutine made runnable waits for the one P, what the longest
+// slices stopped on, and what ran while the longest waits waited. It is
+// how the sidecar pair benchmark's tail was taken apart (BENCHMARKS.md);
+// feed it the traces that SWITCHYARD_BENCH_PPROF saves:
+//
+//	go run ./sidecar/tracestat /tmp/prof/client.trace
+package main
+
+import (
+	"cmp"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"slices"
+	"strings"
+
+	"golang.org/x/exp/trace"
+)
+
+// slice is one stretch a goroutine ran for.
+type slice struct {
+	start, end trace.Time
+	stop       string     // where it stopped running (top frames)
+	inMark     bool       // began during a GC mark phase
+	wait       trace.Time // how long it was runnable before it ran
+}
+
+func (s *slice) µs() float64 { return float64(s.end-s.start) / 1e3 }
+
+const markPhase = "GC concurrent mark phase"
+
+func main() {
+	top := flag.Int("top", 20, "stop stacks to list")
+	depth := flag.Int("depth", 6, "frames per stop stack")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		log.Fatal("usage: tracestat [-top n] [-depth n] file.trace")
+	}
+	f, err := os.Open(flag.Arg(0))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	slices, marks, err := read(f, *depth)
+	if err != nil {
+		log.Fatalf("%s: %v", flag.Arg(0), err)
+	}
+	report(os.Stdout, slices, marks, *top)
+}
+
+// read collects every goroutine run slice and the GC mark phases.
+func read(r io.Reader, depth int) ([]*slice, []trace.Time, error) {
+	tr, err := trace.NewReader(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	running := map[trace.GoID]*slice{}
+	runnableAt := map[trace.GoID]trace.Time{}
+	var all []*slice
+	var marks []trace.Time // durations
+	var inMark bool
+	var markStart trace.Time
+	for {
+		ev, err := tr.ReadEvent()
+		if err == io.EOF {
+			return all, marks, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		switch ev.Kind() {
+		case trace.EventRangeBegin:
+			if ev.Range().Name == markPhase {
+				inMark, markStart = true, ev.Time()
+			}
+		case trace.EventRangeEnd:
+			if ev.Range().Name == markPhase && inMark {
+				inMark = false
+				marks = append(marks, ev.Time()-markStart)
+			}
+		case trace.EventStateTransition:
+			st := ev.StateTransition()
+			if st.Resource.Kind != trace.ResourceGoroutine {
+				continue
+			}
+			g := st.Resource.Goroutine()
+			from, to := st.Goroutine()
+			switch to {
+			case trace.GoRunnable:
+				runnableAt[g] = ev.Time()
+			case trace.GoRunning:
+				s := &slice{start: ev.Time(), inMark: inMark}
+				if t, ok := runnableAt[g]; ok {
+					s.wait = ev.Time() - t
+					delete(runnableAt, g)
+				}
+				running[g] = s
+			}
+			if from == trace.GoRunning {
+				if s := running[g]; s != nil {
+					s.end = ev.Time()
+					s.stop = frames(st.Stack, depth)
+					all = append(all, s)
+					delete(running, g)
+				}
+			}
+		}
+	}
+}
+
+func frames(st trace.Stack, n int) string {
+	var out []string
+	for f := range st.Frames() {
+		fn := f.Func
+		if i := strings.LastIndex(fn, "/"); i >= 0 {
+			fn = fn[i+1:]
+		}
+		out = append(out, fn)
+		if len(out) == n {
+			break
+		}
+	}
+	if len(out) == 0 {
+		return "(no stack)"
+	}
+	return strings.Join(out, " < ")
+}
+
+// quantile of v, which it sorts.
+func quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[int(q*float64(len(v)-1))]
+}
+
+func report(w io.Writer, all []*slice, marks []trace.Time, top int) {
+	runs := make([]float64, len(all))
+	waits := make([]float64, len(all))
+	for i, s := range all {
+		runs[i], waits[i] = s.µs(), float64(s.wait)/1e3
+	}
+	fmt.Fprintf(w, "%d run slices; run µs p50 %.0f p90 %.0f p99 %.0f p99.9 %.0f; runnable wait µs p50 %.1f p90 %.1f p99 %.0f p99.9 %.0f\n",
+		len(all), quantile(runs, .5), quantile(runs, .9), quantile(runs, .99), quantile(runs, .999),
+		quantile(waits, .5), quantile(waits, .9), quantile(waits, .99), quantile(waits, .999))
+	fmt.Fprintf(w, "%d GC mark phases:", len(marks))
+	for _, m := range marks {
+		fmt.Fprintf(w, " %.2f ms", float64(m)/1e6)
+	}
+	fmt.Fprintln(w)
+
+	// The longest slices (≥ p99) by where they stopped.
+	runP99 := quantile(runs, .99)
+	type group struct {
+		n, inMark int
+		total     float64
+	}
+	groups := map[string]*group{}
+	for _, s := range all {
+		if s.µs() < runP99 {
+			continue
+		}
+		g := groups[s.stop]
+		if g == nil {
+			g = &group{}
+			groups[s.stop] = g
+		}
+		g.n++
+		g.total += s.µs()
+		if s.inMark {
+			g.inMark++
+		}
+	}
+	fmt.Fprintf(w, "run slices ≥ p99 (%.0f µs) by where they stopped:\n", runP99)
+	for _, k := range sortedKeys(groups, func(g *group) float64 { return float64(g.n) })[:min(top, len(groups))] {
+		g := groups[k]
+		fmt.Fprintf(w, "%6d  mean %5.0f µs  %3d in a mark phase  %s\n", g.n, g.total/float64(g.n), g.inMark, k)
+	}
+
+	// The longest waits (≥ p99): what ran on the P while they waited.
+	slices.SortFunc(all, func(a, b *slice) int { return cmp.Compare(a.start, b.start) })
+	waitP99 := quantile(waits, .99)
+	ranMeanwhile := map[string]float64{}
+	for i, s := range all {
+		if float64(s.wait)/1e3 < waitP99 {
+			continue
+		}
+		from := s.start - s.wait
+		for _, o := range all[:i] { // sorted by start: only earlier ones can overlap
+			if o.end <= from {
+				continue
+			}
+			ranMeanwhile[o.stop] += float64(min(o.end, s.start)-max(o.start, from)) / 1e3
+		}
+	}
+	fmt.Fprintf(w, "waits ≥ p99 (%.0f µs): what ran meanwhile, µs in all, by where it stopped:\n", waitP99)
+	for _, k := range sortedKeys(ranMeanwhile, func(v float64) float64 { return v })[:min(top, len(ranMeanwhile))] {
+		fmt.Fprintf(w, "%9.0f  %s\n", ranMeanwhile[k], k)
+	}
+}
+
+// sortedKeys are m's keys, largest by(value) first.
+func sortedKeys[V any](m map[string]V, by func(V) float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(by(m[b]), by(m[a])) })
+	return keys
+}
