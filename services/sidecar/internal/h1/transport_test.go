@@ -624,68 +624,48 @@ func TestIdleConnectionsAreReaped(t *testing.T) {
 	}
 }
 
-// A server that turns a resumed session down does so after the client's
-// side of the handshake is done (TLS 1.3): the request fails on its first
-// read. The transport forgets the session and sends the request again
-// with a full handshake, instead of failing it and offering the same
-// session on every new connection.
+// A resumed session can be refused by either end: by the server after the
+// client's side of the handshake is done (TLS 1.3), so that the request
+// fails on its first read; or by our own check during the handshake (the
+// trust bundle changed since the session was made, say). Either way the
+// transport forgets the session and connects again with a full handshake,
+// instead of failing the request and offering the same session on every
+// new connection.
 func TestRefusedResumptionFallsBackToAFullHandshake(t *testing.T) {
-	var refusals atomic.Int64
-	u := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, r.TLS.DidResume)
-	}))
-	u.TLS = &tls.Config{VerifyConnection: func(cs tls.ConnectionState) error {
-		if cs.DidResume { // e.g. the trust bundle changed since the session was made
-			refusals.Add(1)
-			return errors.New("resumed sessions are refused")
-		}
-		return nil
-	}}
-	u.StartTLS()
-	defer u.Close()
-	pool := u.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	d := &net.Dialer{}
-	tr := &Transport{DialContext: d.DialContext, ResumeSessions: true,
-		TLS: &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"}}}
-	for i := range 3 {
-		if _, body := get(t, tr, u.URL); body != "false" {
-			t.Fatalf("request %d: %q, want an answer over a full handshake", i+1, body)
-		}
-		tr.CloseIdleConnections()
-	}
-	if refusals.Load() == 0 {
-		t.Fatal("no resumption was attempted: the test proves nothing")
-	}
-}
-
-// Our own check can refuse a resumed session too (the trust bundle
-// changed since it was made): the handshake fails, Go drops the session,
-// and the pool dials once more with a full handshake.
-func TestOwnRefusalOfAResumedSessionRedials(t *testing.T) {
-	u := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, r.TLS.DidResume)
-	}))
-	u.StartTLS()
-	defer u.Close()
-	pool := u.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	d := &net.Dialer{}
-	var refusals atomic.Int64
-	tr := &Transport{DialContext: d.DialContext, ResumeSessions: true,
-		TLS: &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"},
-			VerifyConnection: func(cs tls.ConnectionState) error {
+	for _, refuser := range []string{"server", "client"} {
+		t.Run("refused by the "+refuser, func(t *testing.T) {
+			var refusals atomic.Int64
+			refuseResumed := func(cs tls.ConnectionState) error {
 				if cs.DidResume {
 					refusals.Add(1)
 					return errors.New("resumed sessions are refused")
 				}
 				return nil
-			}}}
-	for i := range 3 {
-		if _, body := get(t, tr, u.URL); body != "false" {
-			t.Fatalf("request %d: %q, want an answer over a full handshake", i+1, body)
-		}
-		tr.CloseIdleConnections()
-	}
-	if refusals.Load() == 0 {
-		t.Fatal("no resumption was attempted: the test proves nothing")
+			}
+			u := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, r.TLS.DidResume)
+			}))
+			u.TLS = &tls.Config{}
+			clientTLS := &tls.Config{ServerName: "example.com", NextProtos: []string{"http/1.1"}}
+			if refuser == "server" {
+				u.TLS.VerifyConnection = refuseResumed
+			} else {
+				clientTLS.VerifyConnection = refuseResumed
+			}
+			u.StartTLS()
+			defer u.Close()
+			clientTLS.RootCAs = u.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+			d := &net.Dialer{}
+			tr := &Transport{DialContext: d.DialContext, ResumeSessions: true, TLS: clientTLS}
+			for i := range 3 {
+				if _, body := get(t, tr, u.URL); body != "false" {
+					t.Fatalf("request %d: %q, want an answer over a full handshake", i+1, body)
+				}
+				tr.CloseIdleConnections()
+			}
+			if refusals.Load() == 0 {
+				t.Fatal("no resumption was attempted: the test proves nothing")
+			}
+		})
 	}
 }
