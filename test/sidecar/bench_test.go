@@ -192,7 +192,7 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 			}
 		}
 		fmt.Fprintf(&report, "paired p99, sidecar pair minus %s in the same round: median %s, higher in %d of %d rounds\n",
-			ref.name, signedMs(medianDuration(diffs)), higher, len(diffs))
+			ref.name, signedMs(median(diffs)), higher, len(diffs))
 	}
 	fmt.Fprintf(&report, "RSS after the %d rps rounds: %s\n%s\n", rps, steadyRSS, gcLine)
 	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
@@ -228,14 +228,14 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	}
 }
 
-// medianDuration is the median of d (the mean of the middle two for an even count).
-func medianDuration(d []time.Duration) time.Duration {
-	d = slices.Clone(d)
-	slices.Sort(d)
-	if len(d)%2 == 1 {
-		return d[len(d)/2]
+// median is the median of v (the mean of the middle two for an even count).
+func median[T int | float64 | time.Duration](v []T) T {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
 	}
-	return (d[len(d)/2-1] + d[len(d)/2]) / 2
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func signedMs(d time.Duration) string {
@@ -263,11 +263,7 @@ func medianRun(runs []benchRun) benchRun {
 		for i, r := range runs {
 			v[i] = f(r)
 		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return median(v)
 	}
 	d := func(f func(benchRun) time.Duration) time.Duration {
 		return time.Duration(med(func(r benchRun) float64 { return float64(f(r)) }))
@@ -323,14 +319,12 @@ func upstreamConnsOpened(admin string) float64 {
 // metricSum adds up the samples on a sidecar's /metrics whose lines start
 // with prefix and contain every one of labels; -1 if it cannot be read.
 func metricSum(admin, prefix string, labels ...string) float64 {
-	resp, err := http.Get("http://" + admin + "/metrics")
+	metrics, err := scrape(admin)
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	sum := 0.0
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(metrics, "\n") {
 		if !strings.HasPrefix(l, prefix) || slices.ContainsFunc(labels, func(s string) bool { return !strings.Contains(l, s) }) {
 			continue
 		}

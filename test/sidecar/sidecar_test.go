@@ -233,14 +233,12 @@ spec:
 		if failures > 3 || last > 20 {
 			t.Fatalf("%d failures, the last at request %d: the dead replica was not ejected quickly", failures, last)
 		}
-		resp, err := http.Get("http://" + frontend.admin + "/metrics")
+		metrics, err := scrape(frontend.admin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if !regexp.MustCompile(`switchyard_sidecar_upstream_ejections_total\{cluster="users~v1",reason="consecutive_gateway_failure",service="frontend"\} [1-9]`).Match(b) {
-			t.Fatalf("no consecutive_gateway_failure ejection counted for users~v1:\n%s", grepLines(string(b), "ejections_total"))
+		if !regexp.MustCompile(`switchyard_sidecar_upstream_ejections_total\{cluster="users~v1",reason="consecutive_gateway_failure",service="frontend"\} [1-9]`).MatchString(metrics) {
+			t.Fatalf("no consecutive_gateway_failure ejection counted for users~v1:\n%s", grepLines(metrics, "ejections_total"))
 		}
 		// The pool's connections are counted, and so are the connects the
 		// dead replica refused.
@@ -249,8 +247,8 @@ spec:
 			`switchyard_sidecar_upstream_connections_total\{cluster="users~v1",result="failed",service="frontend"\} [1-9]`,
 			`switchyard_sidecar_upstream_open_connections\{cluster="users~v1",service="frontend"\} [1-9]`,
 		} {
-			if !regexp.MustCompile(re).Match(b) {
-				t.Fatalf("no sample matches %s:\n%s", re, grepLines(string(b), "connections"))
+			if !regexp.MustCompile(re).MatchString(metrics) {
+				t.Fatalf("no sample matches %s:\n%s", re, grepLines(metrics, "connections"))
 			}
 		}
 	})
@@ -266,16 +264,25 @@ spec:
 	})
 }
 
+// scrape is a sidecar's /metrics page.
+func scrape(admin string) (string, error) {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
 // metricValue is the value of one exact series on a sidecar's /metrics.
 func metricValue(t *testing.T, admin, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
+	metrics, err := scrape(admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(metrics, "\n") {
 		if v, ok := strings.CutPrefix(l, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
@@ -284,7 +291,7 @@ func metricValue(t *testing.T, admin, series string) float64 {
 			return f
 		}
 	}
-	t.Fatalf("no series %s on %s:\n%s", series, admin, grepLines(string(b), "handshakes"))
+	t.Fatalf("no series %s on %s:\n%s", series, admin, grepLines(metrics, "handshakes"))
 	return 0
 }
 
