@@ -38,8 +38,9 @@ type Mesh struct {
 	Dir    string
 	Tokens map[string]string // SPIFFE ID → join token the ca accepts
 
-	CAAddr, Bundle string
-	CA             *harness.Proc
+	CAAddr, CAAdmin, Bundle string
+	CA                      *harness.Proc
+	caConfig                string // path of the ca's config file
 
 	RegistryGRPC, RegistryAdmin string
 	Registry                    *harness.Proc
@@ -58,29 +59,49 @@ func Start(t testing.TB, tokens map[string]string) *Mesh {
 	return m
 }
 
-// StartCA runs the ca with a join token per SPIFFE ID.
-func StartCA(t testing.TB, tokens map[string]string) *Mesh {
+// StartCA runs the ca with a join token per SPIFFE ID; extraYAML are more
+// top-level lines of its config file (svid_ttl: 8s, extra_roots_file: …).
+func StartCA(t testing.TB, tokens map[string]string, extraYAML ...string) *Mesh {
 	t.Helper()
 	dir := t.TempDir()
-	m := &Mesh{Dir: dir, Tokens: tokens, CAAddr: harness.FreeAddr(t), Bundle: filepath.Join(dir, "ca", "bundle.pem")}
-	ids := make([]string, 0, len(tokens))
-	for id := range tokens {
+	m := &Mesh{Dir: dir, Tokens: tokens, CAAddr: harness.FreeAddr(t), CAAdmin: harness.FreeAddr(t),
+		Bundle: filepath.Join(dir, "ca", "bundle.pem"), caConfig: filepath.Join(dir, "ca.yaml")}
+	m.writeCAConfig(t, extraYAML)
+	m.CA = harness.Start(t, harness.Process{Name: "ca", Binary: harness.Binary(t, "ca"),
+		Args: []string{"-config", m.caConfig, "-grpc_addr", m.CAAddr, "-admin.addr", m.CAAdmin}, ReadyURL: "http://" + m.CAAdmin + "/readyz"})
+	return m
+}
+
+// RestartCA rewrites the ca's config with extraYAML in place of the lines
+// given before, and restarts it, as an operator changing its settings does.
+func (m *Mesh) RestartCA(t testing.TB, extraYAML ...string) {
+	t.Helper()
+	m.writeCAConfig(t, extraYAML)
+	m.CA.Restart(t)
+}
+
+// CADataDir is the ca's data_dir (root.crt, root.key, bundle.pem).
+func (m *Mesh) CADataDir() string { return filepath.Join(m.Dir, "ca") }
+
+func (m *Mesh) writeCAConfig(t testing.TB, extraYAML []string) {
+	t.Helper()
+	ids := make([]string, 0, len(m.Tokens))
+	for id := range m.Tokens {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "log: {format: text, level: info}\ndata_dir: %s\njoin_tokens:\n", filepath.Join(dir, "ca"))
-	for _, id := range ids {
-		fmt.Fprintf(&cfg, "  - {token: %s, spiffe_id: %s}\n", tokens[id], id)
+	fmt.Fprintf(&cfg, "log: {format: text, level: info}\ndata_dir: %s\n", m.CADataDir())
+	for _, y := range extraYAML {
+		cfg.WriteString(y + "\n")
 	}
-	caCfg := filepath.Join(dir, "ca.yaml")
-	if err := os.WriteFile(caCfg, []byte(cfg.String()), 0o600); err != nil {
+	cfg.WriteString("join_tokens:\n")
+	for _, id := range ids {
+		fmt.Fprintf(&cfg, "  - {token: %s, spiffe_id: %s}\n", m.Tokens[id], id)
+	}
+	if err := os.WriteFile(m.caConfig, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	admin := harness.FreeAddr(t)
-	m.CA = harness.Start(t, harness.Process{Name: "ca", Binary: harness.Binary(t, "ca"),
-		Args: []string{"-config", caCfg, "-grpc_addr", m.CAAddr, "-admin.addr", admin}, ReadyURL: "http://" + admin + "/readyz"})
-	return m
 }
 
 // IdentityArgs are the flags that give a binary its SVID as id.
