@@ -7,9 +7,11 @@ package meshtest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +161,18 @@ func (m *Mesh) Apply(t testing.TB, docs string) {
 		}
 		if _, err := registryv1.NewRegistryServiceClient(conn).ApplyConfig(ctx, &registryv1.ApplyConfigRequest{Kind: d.Kind, Name: d.Name, Body: body}); err != nil {
 			t.Fatalf("apply %s/%s: %v", d.Kind, d.Name, err)
+		}
+	}
+}
+
+// TCPServicePort is a free port for a TCP service's outbound listener
+// (ServiceDefaults outbound_port; never a sidecar's default app port, 8080).
+func TCPServicePort(t testing.TB) int {
+	t.Helper()
+	for {
+		_, p, _ := net.SplitHostPort(harness.FreeAddr(t))
+		if port, _ := strconv.Atoi(p); port != 8080 {
+			return port
 		}
 	}
 }

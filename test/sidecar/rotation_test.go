@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +40,7 @@ func TestRootRotationUnderTraffic(t *testing.T) {
 	m := &mesh{meshtest.StartCA(t, tokens, ttlLine)}
 	m.StartRegistry(t)
 	m.StartControlPlane(t)
-	ordersPort := tcpPort(t)
+	ordersPort := meshtest.TCPServicePort(t)
 	m.Apply(t, fmt.Sprintf(`kind: ServiceDefaults
 name: orders
 spec: {protocol: tcp, outbound_port: %d}
@@ -362,16 +361,4 @@ func callNewConnection(addr string) (int, string, error) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), nil
-}
-
-// tcpPort is a free port for a TCP service's outbound listener (never a
-// sidecar's default app port, 8080).
-func tcpPort(t *testing.T) int {
-	t.Helper()
-	for {
-		_, p, _ := net.SplitHostPort(harness.FreeAddr(t))
-		if port, _ := strconv.Atoi(p); port != 8080 {
-			return port
-		}
-	}
 }

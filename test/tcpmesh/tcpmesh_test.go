@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard-mesh/switchyard/test/harness"
+	"github.com/switchyard-mesh/switchyard/test/meshtest"
 )
 
 // TestTCPServiceThroughSidecars: echo is a TCP service (ServiceDefaults
@@ -25,7 +26,7 @@ import (
 // removes the listener from its sidecar.
 func TestTCPServiceThroughSidecars(t *testing.T) {
 	m := startMesh(t)
-	port := outboundPort(t)
+	port := meshtest.TCPServicePort(t)
 	m.Apply(t, fmt.Sprintf("kind: ServiceDefaults\nname: echo\nspec: {protocol: tcp, outbound_port: %d}\n", port))
 
 	backends := []*sidecarProc{
@@ -134,18 +135,6 @@ spec:
 			return nil
 		})
 	})
-}
-
-// outboundPort is a free port for the TCP service's outbound listener
-// (never the client sidecar's default app port, 8080).
-func outboundPort(t *testing.T) int {
-	t.Helper()
-	for {
-		_, p, _ := net.SplitHostPort(harness.FreeAddr(t))
-		if port, _ := strconv.Atoi(p); port != 8080 {
-			return port
-		}
-	}
 }
 
 func inboundConns(t *testing.T, sidecars []*sidecarProc) float64 {
