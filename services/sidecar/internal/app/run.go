@@ -43,7 +43,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Insecure {
 		log.Warn("insecure: xDS is plaintext and mTLS listeners/clusters will refuse to serve; development only")
 	} else {
-		src, err := identity.New(ctx, cfg.Identity, identity.Options{Log: log.With("component", "identity"), Registerer: base.Metrics})
+		src, err := identity.New(ctx, cfg.Identity, identity.Options{Log: log, Registerer: base.Metrics})
 		if err != nil {
 			return fmt.Errorf("identity: %w", err)
 		}
