@@ -25,6 +25,7 @@ spec:
     backoff: {base_interval: 25ms, max_interval: 250ms}
     budget: {percent: 20, min_retry_concurrency: 3}
   circuit_breaker: {max_connections: 100, max_pending_requests: 10}
+  connection_pool: {idle_timeout: 30s, max_connection_duration: 10m}
   outlier_detection:
     consecutive_5xx: 5
     interval: 10s
@@ -161,6 +162,10 @@ func TestValidateErrors(t *testing.T) {
 		{"outbound port negative", KindServiceDefaults, `{protocol: tcp, outbound_port: -1}`, []string{`spec.outbound_port: must be a non-negative integer`}},
 		{"outbound port not a number", KindServiceDefaults, `{protocol: tcp, outbound_port: db}`, []string{`spec.outbound_port: must be a non-negative integer, got string "db"`}},
 		{"outbound port sidecar admin", KindServiceDefaults, `{protocol: tcp, outbound_port: 15000}`, []string{`spec.outbound_port: 15000 is a sidecar's own port`}},
+		{"pool on tcp", KindServiceDefaults, `{protocol: tcp, connection_pool: {idle_timeout: 1m}}`, []string{`spec.connection_pool: not valid for a tcp service`}},
+		{"pool empty", KindServiceDefaults, `{connection_pool: {}}`, []string{`spec.connection_pool: set idle_timeout or max_connection_duration`}},
+		{"pool zero lifetime", KindServiceDefaults, `{connection_pool: {max_connection_duration: 0s}}`, []string{`spec.connection_pool.max_connection_duration: must be greater than 0`}},
+		{"pool idle too long", KindServiceDefaults, `{connection_pool: {idle_timeout: 25h}}`, []string{`spec.connection_pool.idle_timeout: must be at most 24h0m0s`}},
 		{"outbound port sidecar outbound", KindServiceDefaults, `{protocol: tcp, outbound_port: 15001}`, []string{`spec.outbound_port: 15001 is a sidecar's own port`}},
 		{"outbound port sidecar inbound", KindServiceDefaults, `{protocol: tcp, outboundPort: 15006}`, []string{`spec.outbound_port: 15006 is a sidecar's own port`}},
 		{"regex", KindHTTPRoute, `{service: a, rules: [{matches: [{path: {regex: "(["}}]}]}`, []string{`spec.rules[0].matches[0].path.regex: invalid RE2`}},

@@ -124,6 +124,16 @@ func validateServiceDefaults(f *fieldErrors, s *configv1.ServiceDefaults) {
 			f.add("spec.outbound_port", "%d is a sidecar's own port (%v are reserved)", p, SidecarPorts)
 		}
 	}
+	if cp := s.ConnectionPool; cp != nil {
+		switch {
+		case s.Protocol == "tcp":
+			f.add("spec.connection_pool", "not valid for a tcp service (its connections are the app's own)")
+		case cp.IdleTimeout == nil && cp.MaxConnectionDuration == nil:
+			f.add("spec.connection_pool", "set idle_timeout or max_connection_duration")
+		}
+		positiveDuration(f, "spec.connection_pool.idle_timeout", cp.IdleTimeout, 24*time.Hour)
+		positiveDuration(f, "spec.connection_pool.max_connection_duration", cp.MaxConnectionDuration, 30*24*time.Hour)
+	}
 	if cb := s.CircuitBreaker; cb != nil {
 		if count(cb.MaxConnections > 0, cb.MaxPendingRequests > 0, cb.MaxRequests > 0, cb.MaxRetries > 0) == 0 {
 			f.add("spec.circuit_breaker", "set at least one threshold")

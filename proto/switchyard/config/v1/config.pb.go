@@ -58,9 +58,12 @@ type ServiceDefaults struct {
 	// unique among TCP services; not a sidecar's own 15000, 15001 or 15006.
 	// Unset: the service is reachable only by its inbound side (no outbound
 	// listener).
-	OutboundPort  uint32 `protobuf:"varint,9,opt,name=outbound_port,json=outboundPort,proto3" json:"outbound_port,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OutboundPort uint32 `protobuf:"varint,9,opt,name=outbound_port,json=outboundPort,proto3" json:"outbound_port,omitempty"`
+	// The callers' upstream connection pools to this service (HTTP and gRPC;
+	// refused for protocol "tcp", whose connections are the app's own).
+	ConnectionPool *ConnectionPool `protobuf:"bytes,10,opt,name=connection_pool,json=connectionPool,proto3" json:"connection_pool,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ServiceDefaults) Reset() {
@@ -156,6 +159,74 @@ func (x *ServiceDefaults) GetOutboundPort() uint32 {
 	return 0
 }
 
+func (x *ServiceDefaults) GetConnectionPool() *ConnectionPool {
+	if x != nil {
+		return x.ConnectionPool
+	}
+	return nil
+}
+
+// ConnectionPool bounds how long the callers' sidecars keep pooled
+// connections to a service's endpoints (Envoy's common_http_protocol_options,
+// Istio's DestinationRule connectionPool).
+type ConnectionPool struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A pooled connection unused for this long is closed (default 90s).
+	IdleTimeout *durationpb.Duration `protobuf:"bytes,1,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
+	// No connection is used for new requests once it is this old: HTTP/1.1
+	// connections are closed after their response in flight, h2 pools start
+	// on new connections and close the old ones when their streams end.
+	// Every caller then handshakes again (new SVIDs, a rotated root, a
+	// changed policy) at least this often. Unset: no limit.
+	MaxConnectionDuration *durationpb.Duration `protobuf:"bytes,2,opt,name=max_connection_duration,json=maxConnectionDuration,proto3" json:"max_connection_duration,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *ConnectionPool) Reset() {
+	*x = ConnectionPool{}
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectionPool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectionPool) ProtoMessage() {}
+
+func (x *ConnectionPool) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectionPool.ProtoReflect.Descriptor instead.
+func (*ConnectionPool) Descriptor() ([]byte, []int) {
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConnectionPool) GetIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.IdleTimeout
+	}
+	return nil
+}
+
+func (x *ConnectionPool) GetMaxConnectionDuration() *durationpb.Duration {
+	if x != nil {
+		return x.MaxConnectionDuration
+	}
+	return nil
+}
+
 // HashPolicy selects the request attribute consistent hashing keys on.
 // Exactly one field must be set.
 type HashPolicy struct {
@@ -172,7 +243,7 @@ type HashPolicy struct {
 
 func (x *HashPolicy) Reset() {
 	*x = HashPolicy{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[1]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +255,7 @@ func (x *HashPolicy) String() string {
 func (*HashPolicy) ProtoMessage() {}
 
 func (x *HashPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[1]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +268,7 @@ func (x *HashPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashPolicy.ProtoReflect.Descriptor instead.
 func (*HashPolicy) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *HashPolicy) GetHeader() string {
@@ -247,7 +318,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[2]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +330,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[2]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +343,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -330,7 +401,7 @@ type Backoff struct {
 
 func (x *Backoff) Reset() {
 	*x = Backoff{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[3]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +413,7 @@ func (x *Backoff) String() string {
 func (*Backoff) ProtoMessage() {}
 
 func (x *Backoff) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[3]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +426,7 @@ func (x *Backoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backoff.ProtoReflect.Descriptor instead.
 func (*Backoff) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Backoff) GetBaseInterval() *durationpb.Duration {
@@ -385,7 +456,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[4]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +468,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[4]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +481,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RetryBudget) GetPercent() float64 {
@@ -441,7 +512,7 @@ type CircuitBreaker struct {
 
 func (x *CircuitBreaker) Reset() {
 	*x = CircuitBreaker{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[5]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +524,7 @@ func (x *CircuitBreaker) String() string {
 func (*CircuitBreaker) ProtoMessage() {}
 
 func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[5]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +537,7 @@ func (x *CircuitBreaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreaker.ProtoReflect.Descriptor instead.
 func (*CircuitBreaker) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CircuitBreaker) GetMaxConnections() uint32 {
@@ -519,7 +590,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[6]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +602,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[6]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +615,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OutlierDetection) GetConsecutive_5Xx() uint32 {
@@ -605,7 +676,7 @@ type SuccessRateEjection struct {
 
 func (x *SuccessRateEjection) Reset() {
 	*x = SuccessRateEjection{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[7]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +688,7 @@ func (x *SuccessRateEjection) String() string {
 func (*SuccessRateEjection) ProtoMessage() {}
 
 func (x *SuccessRateEjection) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[7]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +701,7 @@ func (x *SuccessRateEjection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuccessRateEjection.ProtoReflect.Descriptor instead.
 func (*SuccessRateEjection) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SuccessRateEjection) GetMinimumHosts() uint32 {
@@ -669,7 +740,7 @@ type HTTPRoute struct {
 
 func (x *HTTPRoute) Reset() {
 	*x = HTTPRoute{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[8]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +752,7 @@ func (x *HTTPRoute) String() string {
 func (*HTTPRoute) ProtoMessage() {}
 
 func (x *HTTPRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[8]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +765,7 @@ func (x *HTTPRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRoute.ProtoReflect.Descriptor instead.
 func (*HTTPRoute) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HTTPRoute) GetService() string {
@@ -743,7 +814,7 @@ type RouteRule struct {
 
 func (x *RouteRule) Reset() {
 	*x = RouteRule{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[9]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +826,7 @@ func (x *RouteRule) String() string {
 func (*RouteRule) ProtoMessage() {}
 
 func (x *RouteRule) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[9]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +839,7 @@ func (x *RouteRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteRule.ProtoReflect.Descriptor instead.
 func (*RouteRule) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RouteRule) GetName() string {
@@ -862,7 +933,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[10]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +945,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[10]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +958,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RouteMatch) GetPath() *StringMatch {
@@ -931,7 +1002,7 @@ type StringMatch struct {
 
 func (x *StringMatch) Reset() {
 	*x = StringMatch{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[11]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1014,7 @@ func (x *StringMatch) String() string {
 func (*StringMatch) ProtoMessage() {}
 
 func (x *StringMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[11]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1027,7 @@ func (x *StringMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StringMatch.ProtoReflect.Descriptor instead.
 func (*StringMatch) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StringMatch) GetExact() string {
@@ -997,7 +1068,7 @@ type HeaderMatch struct {
 
 func (x *HeaderMatch) Reset() {
 	*x = HeaderMatch{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[12]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1080,7 @@ func (x *HeaderMatch) String() string {
 func (*HeaderMatch) ProtoMessage() {}
 
 func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[12]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1093,7 @@ func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeaderMatch) GetName() string {
@@ -1081,7 +1152,7 @@ type QueryMatch struct {
 
 func (x *QueryMatch) Reset() {
 	*x = QueryMatch{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[13]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1164,7 @@ func (x *QueryMatch) String() string {
 func (*QueryMatch) ProtoMessage() {}
 
 func (x *QueryMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[13]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1177,7 @@ func (x *QueryMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryMatch.ProtoReflect.Descriptor instead.
 func (*QueryMatch) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *QueryMatch) GetName() string {
@@ -1152,7 +1223,7 @@ type Backend struct {
 
 func (x *Backend) Reset() {
 	*x = Backend{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[14]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1235,7 @@ func (x *Backend) String() string {
 func (*Backend) ProtoMessage() {}
 
 func (x *Backend) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[14]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1248,7 @@ func (x *Backend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backend.ProtoReflect.Descriptor instead.
 func (*Backend) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Backend) GetService() string {
@@ -1212,7 +1283,7 @@ type Canary struct {
 
 func (x *Canary) Reset() {
 	*x = Canary{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[15]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1295,7 @@ func (x *Canary) String() string {
 func (*Canary) ProtoMessage() {}
 
 func (x *Canary) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[15]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1308,7 @@ func (x *Canary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Canary.ProtoReflect.Descriptor instead.
 func (*Canary) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Canary) GetHeader() *HeaderMatch {
@@ -1266,7 +1337,7 @@ type Mirror struct {
 
 func (x *Mirror) Reset() {
 	*x = Mirror{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[16]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1349,7 @@ func (x *Mirror) String() string {
 func (*Mirror) ProtoMessage() {}
 
 func (x *Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[16]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1362,7 @@ func (x *Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mirror.ProtoReflect.Descriptor instead.
 func (*Mirror) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Mirror) GetBackend() *Backend {
@@ -1319,7 +1390,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[17]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1402,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[17]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1415,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{17}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Fault) GetDelay() *FaultDelay {
@@ -1373,7 +1444,7 @@ type FaultDelay struct {
 
 func (x *FaultDelay) Reset() {
 	*x = FaultDelay{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[18]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1456,7 @@ func (x *FaultDelay) String() string {
 func (*FaultDelay) ProtoMessage() {}
 
 func (x *FaultDelay) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[18]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1469,7 @@ func (x *FaultDelay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultDelay.ProtoReflect.Descriptor instead.
 func (*FaultDelay) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{18}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FaultDelay) GetFixed() *durationpb.Duration {
@@ -1430,7 +1501,7 @@ type FaultAbort struct {
 
 func (x *FaultAbort) Reset() {
 	*x = FaultAbort{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[19]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1513,7 @@ func (x *FaultAbort) String() string {
 func (*FaultAbort) ProtoMessage() {}
 
 func (x *FaultAbort) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[19]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1526,7 @@ func (x *FaultAbort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultAbort.ProtoReflect.Descriptor instead.
 func (*FaultAbort) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{19}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FaultAbort) GetHttpStatus() uint32 {
@@ -1494,7 +1565,7 @@ type HeaderModifier struct {
 
 func (x *HeaderModifier) Reset() {
 	*x = HeaderModifier{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[20]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1577,7 @@ func (x *HeaderModifier) String() string {
 func (*HeaderModifier) ProtoMessage() {}
 
 func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[20]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1590,7 @@ func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderModifier.ProtoReflect.Descriptor instead.
 func (*HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{20}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HeaderModifier) GetSet() map[string]string {
@@ -1560,7 +1631,7 @@ type AuthorizationPolicy struct {
 
 func (x *AuthorizationPolicy) Reset() {
 	*x = AuthorizationPolicy{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[21]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1643,7 @@ func (x *AuthorizationPolicy) String() string {
 func (*AuthorizationPolicy) ProtoMessage() {}
 
 func (x *AuthorizationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[21]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1656,7 @@ func (x *AuthorizationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizationPolicy.ProtoReflect.Descriptor instead.
 func (*AuthorizationPolicy) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{21}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AuthorizationPolicy) GetService() string {
@@ -1626,7 +1697,7 @@ type AuthorizationRule struct {
 
 func (x *AuthorizationRule) Reset() {
 	*x = AuthorizationRule{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[22]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1709,7 @@ func (x *AuthorizationRule) String() string {
 func (*AuthorizationRule) ProtoMessage() {}
 
 func (x *AuthorizationRule) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[22]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1722,7 @@ func (x *AuthorizationRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizationRule.ProtoReflect.Descriptor instead.
 func (*AuthorizationRule) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{22}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AuthorizationRule) GetFrom() []string {
@@ -1698,7 +1769,7 @@ type RateLimitPolicy struct {
 
 func (x *RateLimitPolicy) Reset() {
 	*x = RateLimitPolicy{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[23]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +1781,7 @@ func (x *RateLimitPolicy) String() string {
 func (*RateLimitPolicy) ProtoMessage() {}
 
 func (x *RateLimitPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[23]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +1794,7 @@ func (x *RateLimitPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitPolicy.ProtoReflect.Descriptor instead.
 func (*RateLimitPolicy) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{23}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RateLimitPolicy) GetService() string {
@@ -1778,7 +1849,7 @@ type RateLimitDescriptor struct {
 
 func (x *RateLimitDescriptor) Reset() {
 	*x = RateLimitDescriptor{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[24]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +1861,7 @@ func (x *RateLimitDescriptor) String() string {
 func (*RateLimitDescriptor) ProtoMessage() {}
 
 func (x *RateLimitDescriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[24]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +1874,7 @@ func (x *RateLimitDescriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitDescriptor.ProtoReflect.Descriptor instead.
 func (*RateLimitDescriptor) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{24}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RateLimitDescriptor) GetEntries() []*DescriptorEntry {
@@ -1827,7 +1898,7 @@ type DescriptorEntry struct {
 
 func (x *DescriptorEntry) Reset() {
 	*x = DescriptorEntry{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[25]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +1910,7 @@ func (x *DescriptorEntry) String() string {
 func (*DescriptorEntry) ProtoMessage() {}
 
 func (x *DescriptorEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[25]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +1923,7 @@ func (x *DescriptorEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescriptorEntry.ProtoReflect.Descriptor instead.
 func (*DescriptorEntry) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{25}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DescriptorEntry) GetKey() string {
@@ -1898,7 +1969,7 @@ type LocalRateLimit struct {
 
 func (x *LocalRateLimit) Reset() {
 	*x = LocalRateLimit{}
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[26]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +1981,7 @@ func (x *LocalRateLimit) String() string {
 func (*LocalRateLimit) ProtoMessage() {}
 
 func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_config_v1_config_proto_msgTypes[26]
+	mi := &file_switchyard_config_v1_config_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +1994,7 @@ func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRateLimit.ProtoReflect.Descriptor instead.
 func (*LocalRateLimit) Descriptor() ([]byte, []int) {
-	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{26}
+	return file_switchyard_config_v1_config_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LocalRateLimit) GetMaxTokens() uint32 {
@@ -1951,7 +2022,7 @@ var File_switchyard_config_v1_config_proto protoreflect.FileDescriptor
 
 const file_switchyard_config_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"!switchyard/config/v1/config.proto\x12\x14switchyard.config.v1\x1a\x1egoogle/protobuf/duration.proto\"\x9b\x04\n" +
+	"!switchyard/config/v1/config.proto\x12\x14switchyard.config.v1\x1a\x1egoogle/protobuf/duration.proto\"\xea\x04\n" +
 	"\x0fServiceDefaults\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x1b\n" +
 	"\tlb_policy\x18\x02 \x01(\tR\blbPolicy\x12A\n" +
@@ -1962,7 +2033,12 @@ const file_switchyard_config_v1_config_proto_rawDesc = "" +
 	"\aretries\x18\x06 \x01(\v2!.switchyard.config.v1.RetryPolicyR\aretries\x12M\n" +
 	"\x0fcircuit_breaker\x18\a \x01(\v2$.switchyard.config.v1.CircuitBreakerR\x0ecircuitBreaker\x12S\n" +
 	"\x11outlier_detection\x18\b \x01(\v2&.switchyard.config.v1.OutlierDetectionR\x10outlierDetection\x12#\n" +
-	"\routbound_port\x18\t \x01(\rR\foutboundPort\"Y\n" +
+	"\routbound_port\x18\t \x01(\rR\foutboundPort\x12M\n" +
+	"\x0fconnection_pool\x18\n" +
+	" \x01(\v2$.switchyard.config.v1.ConnectionPoolR\x0econnectionPool\"\xa1\x01\n" +
+	"\x0eConnectionPool\x12<\n" +
+	"\fidle_timeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12Q\n" +
+	"\x17max_connection_duration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x15maxConnectionDuration\"Y\n" +
 	"\n" +
 	"HashPolicy\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x16\n" +
@@ -2112,86 +2188,90 @@ func file_switchyard_config_v1_config_proto_rawDescGZIP() []byte {
 	return file_switchyard_config_v1_config_proto_rawDescData
 }
 
-var file_switchyard_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_switchyard_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_switchyard_config_v1_config_proto_goTypes = []any{
 	(*ServiceDefaults)(nil),     // 0: switchyard.config.v1.ServiceDefaults
-	(*HashPolicy)(nil),          // 1: switchyard.config.v1.HashPolicy
-	(*RetryPolicy)(nil),         // 2: switchyard.config.v1.RetryPolicy
-	(*Backoff)(nil),             // 3: switchyard.config.v1.Backoff
-	(*RetryBudget)(nil),         // 4: switchyard.config.v1.RetryBudget
-	(*CircuitBreaker)(nil),      // 5: switchyard.config.v1.CircuitBreaker
-	(*OutlierDetection)(nil),    // 6: switchyard.config.v1.OutlierDetection
-	(*SuccessRateEjection)(nil), // 7: switchyard.config.v1.SuccessRateEjection
-	(*HTTPRoute)(nil),           // 8: switchyard.config.v1.HTTPRoute
-	(*RouteRule)(nil),           // 9: switchyard.config.v1.RouteRule
-	(*RouteMatch)(nil),          // 10: switchyard.config.v1.RouteMatch
-	(*StringMatch)(nil),         // 11: switchyard.config.v1.StringMatch
-	(*HeaderMatch)(nil),         // 12: switchyard.config.v1.HeaderMatch
-	(*QueryMatch)(nil),          // 13: switchyard.config.v1.QueryMatch
-	(*Backend)(nil),             // 14: switchyard.config.v1.Backend
-	(*Canary)(nil),              // 15: switchyard.config.v1.Canary
-	(*Mirror)(nil),              // 16: switchyard.config.v1.Mirror
-	(*Fault)(nil),               // 17: switchyard.config.v1.Fault
-	(*FaultDelay)(nil),          // 18: switchyard.config.v1.FaultDelay
-	(*FaultAbort)(nil),          // 19: switchyard.config.v1.FaultAbort
-	(*HeaderModifier)(nil),      // 20: switchyard.config.v1.HeaderModifier
-	(*AuthorizationPolicy)(nil), // 21: switchyard.config.v1.AuthorizationPolicy
-	(*AuthorizationRule)(nil),   // 22: switchyard.config.v1.AuthorizationRule
-	(*RateLimitPolicy)(nil),     // 23: switchyard.config.v1.RateLimitPolicy
-	(*RateLimitDescriptor)(nil), // 24: switchyard.config.v1.RateLimitDescriptor
-	(*DescriptorEntry)(nil),     // 25: switchyard.config.v1.DescriptorEntry
-	(*LocalRateLimit)(nil),      // 26: switchyard.config.v1.LocalRateLimit
-	nil,                         // 27: switchyard.config.v1.HeaderModifier.SetEntry
-	nil,                         // 28: switchyard.config.v1.HeaderModifier.AddEntry
-	(*durationpb.Duration)(nil), // 29: google.protobuf.Duration
+	(*ConnectionPool)(nil),      // 1: switchyard.config.v1.ConnectionPool
+	(*HashPolicy)(nil),          // 2: switchyard.config.v1.HashPolicy
+	(*RetryPolicy)(nil),         // 3: switchyard.config.v1.RetryPolicy
+	(*Backoff)(nil),             // 4: switchyard.config.v1.Backoff
+	(*RetryBudget)(nil),         // 5: switchyard.config.v1.RetryBudget
+	(*CircuitBreaker)(nil),      // 6: switchyard.config.v1.CircuitBreaker
+	(*OutlierDetection)(nil),    // 7: switchyard.config.v1.OutlierDetection
+	(*SuccessRateEjection)(nil), // 8: switchyard.config.v1.SuccessRateEjection
+	(*HTTPRoute)(nil),           // 9: switchyard.config.v1.HTTPRoute
+	(*RouteRule)(nil),           // 10: switchyard.config.v1.RouteRule
+	(*RouteMatch)(nil),          // 11: switchyard.config.v1.RouteMatch
+	(*StringMatch)(nil),         // 12: switchyard.config.v1.StringMatch
+	(*HeaderMatch)(nil),         // 13: switchyard.config.v1.HeaderMatch
+	(*QueryMatch)(nil),          // 14: switchyard.config.v1.QueryMatch
+	(*Backend)(nil),             // 15: switchyard.config.v1.Backend
+	(*Canary)(nil),              // 16: switchyard.config.v1.Canary
+	(*Mirror)(nil),              // 17: switchyard.config.v1.Mirror
+	(*Fault)(nil),               // 18: switchyard.config.v1.Fault
+	(*FaultDelay)(nil),          // 19: switchyard.config.v1.FaultDelay
+	(*FaultAbort)(nil),          // 20: switchyard.config.v1.FaultAbort
+	(*HeaderModifier)(nil),      // 21: switchyard.config.v1.HeaderModifier
+	(*AuthorizationPolicy)(nil), // 22: switchyard.config.v1.AuthorizationPolicy
+	(*AuthorizationRule)(nil),   // 23: switchyard.config.v1.AuthorizationRule
+	(*RateLimitPolicy)(nil),     // 24: switchyard.config.v1.RateLimitPolicy
+	(*RateLimitDescriptor)(nil), // 25: switchyard.config.v1.RateLimitDescriptor
+	(*DescriptorEntry)(nil),     // 26: switchyard.config.v1.DescriptorEntry
+	(*LocalRateLimit)(nil),      // 27: switchyard.config.v1.LocalRateLimit
+	nil,                         // 28: switchyard.config.v1.HeaderModifier.SetEntry
+	nil,                         // 29: switchyard.config.v1.HeaderModifier.AddEntry
+	(*durationpb.Duration)(nil), // 30: google.protobuf.Duration
 }
 var file_switchyard_config_v1_config_proto_depIdxs = []int32{
-	1,  // 0: switchyard.config.v1.ServiceDefaults.hash_policy:type_name -> switchyard.config.v1.HashPolicy
-	29, // 1: switchyard.config.v1.ServiceDefaults.connect_timeout:type_name -> google.protobuf.Duration
-	29, // 2: switchyard.config.v1.ServiceDefaults.request_timeout:type_name -> google.protobuf.Duration
-	2,  // 3: switchyard.config.v1.ServiceDefaults.retries:type_name -> switchyard.config.v1.RetryPolicy
-	5,  // 4: switchyard.config.v1.ServiceDefaults.circuit_breaker:type_name -> switchyard.config.v1.CircuitBreaker
-	6,  // 5: switchyard.config.v1.ServiceDefaults.outlier_detection:type_name -> switchyard.config.v1.OutlierDetection
-	29, // 6: switchyard.config.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	3,  // 7: switchyard.config.v1.RetryPolicy.backoff:type_name -> switchyard.config.v1.Backoff
-	4,  // 8: switchyard.config.v1.RetryPolicy.budget:type_name -> switchyard.config.v1.RetryBudget
-	29, // 9: switchyard.config.v1.Backoff.base_interval:type_name -> google.protobuf.Duration
-	29, // 10: switchyard.config.v1.Backoff.max_interval:type_name -> google.protobuf.Duration
-	29, // 11: switchyard.config.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	29, // 12: switchyard.config.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	7,  // 13: switchyard.config.v1.OutlierDetection.success_rate:type_name -> switchyard.config.v1.SuccessRateEjection
-	9,  // 14: switchyard.config.v1.HTTPRoute.rules:type_name -> switchyard.config.v1.RouteRule
-	10, // 15: switchyard.config.v1.RouteRule.matches:type_name -> switchyard.config.v1.RouteMatch
-	14, // 16: switchyard.config.v1.RouteRule.backends:type_name -> switchyard.config.v1.Backend
-	15, // 17: switchyard.config.v1.RouteRule.canary:type_name -> switchyard.config.v1.Canary
-	16, // 18: switchyard.config.v1.RouteRule.mirror:type_name -> switchyard.config.v1.Mirror
-	17, // 19: switchyard.config.v1.RouteRule.fault:type_name -> switchyard.config.v1.Fault
-	20, // 20: switchyard.config.v1.RouteRule.request_headers:type_name -> switchyard.config.v1.HeaderModifier
-	20, // 21: switchyard.config.v1.RouteRule.response_headers:type_name -> switchyard.config.v1.HeaderModifier
-	29, // 22: switchyard.config.v1.RouteRule.timeout:type_name -> google.protobuf.Duration
-	2,  // 23: switchyard.config.v1.RouteRule.retries:type_name -> switchyard.config.v1.RetryPolicy
-	11, // 24: switchyard.config.v1.RouteMatch.path:type_name -> switchyard.config.v1.StringMatch
-	12, // 25: switchyard.config.v1.RouteMatch.headers:type_name -> switchyard.config.v1.HeaderMatch
-	13, // 26: switchyard.config.v1.RouteMatch.query:type_name -> switchyard.config.v1.QueryMatch
-	12, // 27: switchyard.config.v1.Canary.header:type_name -> switchyard.config.v1.HeaderMatch
-	14, // 28: switchyard.config.v1.Canary.backend:type_name -> switchyard.config.v1.Backend
-	14, // 29: switchyard.config.v1.Mirror.backend:type_name -> switchyard.config.v1.Backend
-	18, // 30: switchyard.config.v1.Fault.delay:type_name -> switchyard.config.v1.FaultDelay
-	19, // 31: switchyard.config.v1.Fault.abort:type_name -> switchyard.config.v1.FaultAbort
-	29, // 32: switchyard.config.v1.FaultDelay.fixed:type_name -> google.protobuf.Duration
-	27, // 33: switchyard.config.v1.HeaderModifier.set:type_name -> switchyard.config.v1.HeaderModifier.SetEntry
-	28, // 34: switchyard.config.v1.HeaderModifier.add:type_name -> switchyard.config.v1.HeaderModifier.AddEntry
-	22, // 35: switchyard.config.v1.AuthorizationPolicy.rules:type_name -> switchyard.config.v1.AuthorizationRule
-	24, // 36: switchyard.config.v1.RateLimitPolicy.descriptors:type_name -> switchyard.config.v1.RateLimitDescriptor
-	29, // 37: switchyard.config.v1.RateLimitPolicy.timeout:type_name -> google.protobuf.Duration
-	26, // 38: switchyard.config.v1.RateLimitPolicy.local:type_name -> switchyard.config.v1.LocalRateLimit
-	25, // 39: switchyard.config.v1.RateLimitDescriptor.entries:type_name -> switchyard.config.v1.DescriptorEntry
-	29, // 40: switchyard.config.v1.LocalRateLimit.fill_interval:type_name -> google.protobuf.Duration
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	2,  // 0: switchyard.config.v1.ServiceDefaults.hash_policy:type_name -> switchyard.config.v1.HashPolicy
+	30, // 1: switchyard.config.v1.ServiceDefaults.connect_timeout:type_name -> google.protobuf.Duration
+	30, // 2: switchyard.config.v1.ServiceDefaults.request_timeout:type_name -> google.protobuf.Duration
+	3,  // 3: switchyard.config.v1.ServiceDefaults.retries:type_name -> switchyard.config.v1.RetryPolicy
+	6,  // 4: switchyard.config.v1.ServiceDefaults.circuit_breaker:type_name -> switchyard.config.v1.CircuitBreaker
+	7,  // 5: switchyard.config.v1.ServiceDefaults.outlier_detection:type_name -> switchyard.config.v1.OutlierDetection
+	1,  // 6: switchyard.config.v1.ServiceDefaults.connection_pool:type_name -> switchyard.config.v1.ConnectionPool
+	30, // 7: switchyard.config.v1.ConnectionPool.idle_timeout:type_name -> google.protobuf.Duration
+	30, // 8: switchyard.config.v1.ConnectionPool.max_connection_duration:type_name -> google.protobuf.Duration
+	30, // 9: switchyard.config.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	4,  // 10: switchyard.config.v1.RetryPolicy.backoff:type_name -> switchyard.config.v1.Backoff
+	5,  // 11: switchyard.config.v1.RetryPolicy.budget:type_name -> switchyard.config.v1.RetryBudget
+	30, // 12: switchyard.config.v1.Backoff.base_interval:type_name -> google.protobuf.Duration
+	30, // 13: switchyard.config.v1.Backoff.max_interval:type_name -> google.protobuf.Duration
+	30, // 14: switchyard.config.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	30, // 15: switchyard.config.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	8,  // 16: switchyard.config.v1.OutlierDetection.success_rate:type_name -> switchyard.config.v1.SuccessRateEjection
+	10, // 17: switchyard.config.v1.HTTPRoute.rules:type_name -> switchyard.config.v1.RouteRule
+	11, // 18: switchyard.config.v1.RouteRule.matches:type_name -> switchyard.config.v1.RouteMatch
+	15, // 19: switchyard.config.v1.RouteRule.backends:type_name -> switchyard.config.v1.Backend
+	16, // 20: switchyard.config.v1.RouteRule.canary:type_name -> switchyard.config.v1.Canary
+	17, // 21: switchyard.config.v1.RouteRule.mirror:type_name -> switchyard.config.v1.Mirror
+	18, // 22: switchyard.config.v1.RouteRule.fault:type_name -> switchyard.config.v1.Fault
+	21, // 23: switchyard.config.v1.RouteRule.request_headers:type_name -> switchyard.config.v1.HeaderModifier
+	21, // 24: switchyard.config.v1.RouteRule.response_headers:type_name -> switchyard.config.v1.HeaderModifier
+	30, // 25: switchyard.config.v1.RouteRule.timeout:type_name -> google.protobuf.Duration
+	3,  // 26: switchyard.config.v1.RouteRule.retries:type_name -> switchyard.config.v1.RetryPolicy
+	12, // 27: switchyard.config.v1.RouteMatch.path:type_name -> switchyard.config.v1.StringMatch
+	13, // 28: switchyard.config.v1.RouteMatch.headers:type_name -> switchyard.config.v1.HeaderMatch
+	14, // 29: switchyard.config.v1.RouteMatch.query:type_name -> switchyard.config.v1.QueryMatch
+	13, // 30: switchyard.config.v1.Canary.header:type_name -> switchyard.config.v1.HeaderMatch
+	15, // 31: switchyard.config.v1.Canary.backend:type_name -> switchyard.config.v1.Backend
+	15, // 32: switchyard.config.v1.Mirror.backend:type_name -> switchyard.config.v1.Backend
+	19, // 33: switchyard.config.v1.Fault.delay:type_name -> switchyard.config.v1.FaultDelay
+	20, // 34: switchyard.config.v1.Fault.abort:type_name -> switchyard.config.v1.FaultAbort
+	30, // 35: switchyard.config.v1.FaultDelay.fixed:type_name -> google.protobuf.Duration
+	28, // 36: switchyard.config.v1.HeaderModifier.set:type_name -> switchyard.config.v1.HeaderModifier.SetEntry
+	29, // 37: switchyard.config.v1.HeaderModifier.add:type_name -> switchyard.config.v1.HeaderModifier.AddEntry
+	23, // 38: switchyard.config.v1.AuthorizationPolicy.rules:type_name -> switchyard.config.v1.AuthorizationRule
+	25, // 39: switchyard.config.v1.RateLimitPolicy.descriptors:type_name -> switchyard.config.v1.RateLimitDescriptor
+	30, // 40: switchyard.config.v1.RateLimitPolicy.timeout:type_name -> google.protobuf.Duration
+	27, // 41: switchyard.config.v1.RateLimitPolicy.local:type_name -> switchyard.config.v1.LocalRateLimit
+	26, // 42: switchyard.config.v1.RateLimitDescriptor.entries:type_name -> switchyard.config.v1.DescriptorEntry
+	30, // 43: switchyard.config.v1.LocalRateLimit.fill_interval:type_name -> google.protobuf.Duration
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_config_v1_config_proto_init() }
@@ -2199,14 +2279,14 @@ func file_switchyard_config_v1_config_proto_init() {
 	if File_switchyard_config_v1_config_proto != nil {
 		return
 	}
-	file_switchyard_config_v1_config_proto_msgTypes[2].OneofWrappers = []any{}
+	file_switchyard_config_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_config_v1_config_proto_rawDesc), len(file_switchyard_config_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

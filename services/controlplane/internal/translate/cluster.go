@@ -105,6 +105,20 @@ func buildCluster(name string, sd *configv1.ServiceDefaults, mtlsSAN string, htt
 			},
 		}
 	}
+	if common := poolOptions(sd.GetConnectionPool()); common != nil && sd.GetProtocol() != "tcp" {
+		if protocol == nil {
+			protocol = &httpoptsv3.HttpProtocolOptions{
+				UpstreamProtocolOptions: &httpoptsv3.HttpProtocolOptions_ExplicitHttpConfig_{
+					ExplicitHttpConfig: &httpoptsv3.HttpProtocolOptions_ExplicitHttpConfig{
+						ProtocolConfig: &httpoptsv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{
+							HttpProtocolOptions: &corev3.Http1ProtocolOptions{},
+						},
+					},
+				},
+			}
+		}
+		protocol.CommonHttpProtocolOptions = common
+	}
 	if protocol != nil {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
 			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(protocol),
@@ -114,6 +128,15 @@ func buildCluster(name string, sd *configv1.ServiceDefaults, mtlsSAN string, htt
 		c.TransportSocket = upstreamTLS(mtlsSAN)
 	}
 	return c
+}
+
+// poolOptions is ServiceDefaults.connection_pool as Envoy's
+// common_http_protocol_options; nil when unset.
+func poolOptions(cp *configv1.ConnectionPool) *corev3.HttpProtocolOptions {
+	if cp.GetIdleTimeout() == nil && cp.GetMaxConnectionDuration() == nil {
+		return nil
+	}
+	return &corev3.HttpProtocolOptions{IdleTimeout: cp.GetIdleTimeout(), MaxConnectionDuration: cp.GetMaxConnectionDuration()}
 }
 
 func circuitBreakers(sd *configv1.ServiceDefaults) *clusterv3.CircuitBreakers_Thresholds {

@@ -53,10 +53,11 @@ spec:
     budget: {percent: 20, min_retry_concurrency: 3}
   circuit_breaker: {max_connections: 100, max_pending_requests: 10, max_requests: 200}
   outlier_detection: {consecutive_5xx: 5, interval: 10s, base_ejection_time: 30s, max_ejection_percent: 50}
+  connection_pool: {idle_timeout: 30s, max_connection_duration: 10m}
 ---
 kind: ServiceDefaults
 name: billing
-spec: {protocol: grpc, lb_policy: maglev, hash_policy: {header: x-user}}
+spec: {protocol: grpc, lb_policy: maglev, hash_policy: {header: x-user}, connection_pool: {max_connection_duration: 1h}}
 `
 	httpRoute = `
 kind: HTTPRoute

@@ -52,6 +52,10 @@ type Transport struct {
 	// IdleTimeout closes connections idle for longer (default 90s), by a
 	// sweep that runs while any is idle: within twice that at most.
 	IdleTimeout time.Duration
+	// MaxConnectionDuration, when set, retires connections this old: one
+	// in use is closed after its response, an idle one is not used again
+	// (Envoy's max_connection_duration for upstream connections).
+	MaxConnectionDuration time.Duration
 	// HandshakeTimeout bounds a TLS handshake (default 10s).
 	HandshakeTimeout time.Duration
 	// MaxDialsPerHost bounds the connections being opened to one address
@@ -108,6 +112,7 @@ type conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
+	born   time.Time // when it was established
 	idleAt time.Time
 	// deadline: a request's deadline is set on nc, to be cleared before
 	// the connection is reused.
@@ -462,7 +467,7 @@ func (t *Transport) connect(h *hostConns) (*conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+		return &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), born: t.clock()}, nil
 	}
 	var sessions *tls.Config
 	var nc net.Conn
@@ -497,7 +502,7 @@ func (t *Transport) connect(h *hostConns) (*conn, error) {
 		nc = tc
 		break
 	}
-	return &conn{t: t, useTLS: true, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), sessions: sessions}, nil
+	return &conn{t: t, useTLS: true, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), born: t.clock(), sessions: sessions}, nil
 }
 
 // cachedSession reports whether a handshake with cfg would offer a session.
@@ -516,7 +521,7 @@ func (t *Transport) takeIdle(h *hostConns) *conn {
 		c := h.idle[len(h.idle)-1]
 		h.idle[len(h.idle)-1] = nil
 		h.idle = h.idle[:len(h.idle)-1]
-		if now.Sub(c.idleAt) > timeout {
+		if now.Sub(c.idleAt) > timeout || t.tooOld(c, now) {
 			c.nc.Close()
 			continue
 		}
@@ -546,6 +551,15 @@ func (h *hostConns) removeWaiter(ch chan dialResult) bool {
 func (t *Transport) deliver(c *conn, reused bool) {
 	t.mu.Lock()
 	h := t.host(c.addr, c.useTLS)
+	now := t.clock()
+	if reused && t.tooOld(c, now) {
+		// Given back after a request. (A new connection always serves
+		// one, however short the maximum duration.)
+		t.startDials(h) // the waiters, if any, need a new connection
+		t.mu.Unlock()
+		c.nc.Close()
+		return
+	}
 	if len(h.waiters) > 0 {
 		w := h.popWaiter()
 		t.startDials(h) // for the waiters still left
@@ -562,20 +576,21 @@ func (t *Transport) deliver(c *conn, reused bool) {
 		c.nc.Close()
 		return
 	}
-	c.idleAt = t.clock()
-	h.used = c.idleAt
+	c.idleAt = now
+	h.used = now
 	h.idle = append(h.idle, c)
 	if !t.reaping {
 		t.reaping = true
-		time.AfterFunc(t.idleTimeout(), t.reap)
+		time.AfterFunc(t.reapInterval(), t.reap)
 	}
 	t.mu.Unlock()
 }
 
-// reap closes the connections idle for longer than the idle timeout and
-// forgets the addresses nothing has used for that long (with their TLS
-// sessions): an endpoint gone from the cluster leaves no socket and no
-// pool entry behind. It runs while any connection is idle.
+// reap closes the connections idle for longer than the idle timeout or
+// older than MaxConnectionDuration, and forgets the addresses nothing has
+// used for the idle timeout (with their TLS sessions): an endpoint gone
+// from the cluster leaves no socket and no pool entry behind. It runs
+// while any connection is idle.
 func (t *Transport) reap() {
 	timeout := t.idleTimeout()
 	now := t.clock()
@@ -585,7 +600,7 @@ func (t *Transport) reap() {
 	for key, h := range t.hosts {
 		kept := h.idle[:0]
 		for _, c := range h.idle {
-			if now.Sub(c.idleAt) > timeout {
+			if now.Sub(c.idleAt) > timeout || t.tooOld(c, now) {
 				expired = append(expired, c)
 			} else {
 				kept = append(kept, c)
@@ -600,7 +615,7 @@ func (t *Transport) reap() {
 	}
 	t.reaping = idle > 0
 	if t.reaping {
-		time.AfterFunc(timeout, t.reap)
+		time.AfterFunc(t.reapInterval(), t.reap)
 	}
 	t.mu.Unlock()
 	for _, c := range expired {
@@ -640,6 +655,20 @@ func (t *Transport) idleTimeout() time.Duration {
 		return t.IdleTimeout
 	}
 	return 90 * time.Second
+}
+
+// tooOld reports whether c has reached MaxConnectionDuration.
+func (t *Transport) tooOld(c *conn, now time.Time) bool {
+	return t.MaxConnectionDuration > 0 && now.Sub(c.born) >= t.MaxConnectionDuration
+}
+
+// reapInterval is how often the sweep runs: an idle connection is closed
+// within that of passing its idle timeout or its maximum duration.
+func (t *Transport) reapInterval() time.Duration {
+	if d := t.MaxConnectionDuration; d > 0 && d < t.idleTimeout() {
+		return d
+	}
+	return t.idleTimeout()
 }
 
 func (t *Transport) clock() time.Time {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -622,6 +623,92 @@ func TestIdleConnectionsAreReaped(t *testing.T) {
 	if _, body := get(t, tr, u.URL); body != "ok" {
 		t.Fatalf("after the sweep: %q", body)
 	}
+}
+
+// MaxConnectionDuration: a connection that old is not taken from the pool
+// again, one that reaches it during a request is closed after the
+// response, an idle one is swept, and a new connection serves its first
+// request however short the limit.
+func TestMaxConnectionDuration(t *testing.T) {
+	var opened, closed atomic.Int64
+	u := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	u.Start()
+	defer u.Close()
+	addr := u.Listener.Addr().String()
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+		}
+	}
+
+	t.Run("reuse until the limit", func(t *testing.T) {
+		opened.Store(0)
+		var mu sync.Mutex
+		now := time.Unix(1_000_000, 0)
+		tr := plainTransport()
+		tr.MaxConnectionDuration = time.Minute
+		tr.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+		defer tr.CloseIdleConnections()
+		get(t, tr, u.URL)
+		advance(59 * time.Second)
+		get(t, tr, u.URL)
+		if n := opened.Load(); n != 1 {
+			t.Fatalf("%d connections opened within the limit, want 1", n)
+		}
+		advance(time.Second)
+		get(t, tr, u.URL)
+		if n := opened.Load(); n != 2 {
+			t.Fatalf("%d connections opened after the limit, want 2", n)
+		}
+		// The limit passing while a response is read: closed after it.
+		req, _ := http.NewRequest("GET", u.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		advance(time.Minute)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n := tr.IdleCount(addr); n != 0 {
+			t.Fatalf("%d idle connections after one reached the limit in use, want 0", n)
+		}
+	})
+
+	t.Run("idle connections are swept", func(t *testing.T) {
+		before := closed.Load()
+		tr := plainTransport()
+		tr.MaxConnectionDuration = 30 * time.Millisecond
+		tr.IdleTimeout = time.Hour
+		get(t, tr, u.URL)
+		eventually("the idle connection was not closed at its maximum duration", func() bool { return closed.Load() > before })
+		eventually("the swept connection is still counted idle", func() bool { return tr.IdleCount(addr) == 0 })
+	})
+
+	t.Run("a new connection serves one request", func(t *testing.T) {
+		opened.Store(0)
+		tr := plainTransport()
+		tr.MaxConnectionDuration = time.Nanosecond
+		for range 3 {
+			if _, body := get(t, tr, u.URL); body != "ok" {
+				t.Fatalf("body %q", body)
+			}
+		}
+		if n := opened.Load(); n != 3 {
+			t.Fatalf("%d connections for 3 requests, want 3", n)
+		}
+	})
 }
 
 // A resumed session can be refused by either end: by the server after the

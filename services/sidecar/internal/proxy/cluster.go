@@ -34,6 +34,12 @@ type cluster struct {
 	outlier *outlier.Detector
 	h1      *h1.Transport   // HTTP/1.1 upstream
 	h2      *http.Transport // h2 (or h2c) upstream
+	// h2Pool serves the h2 requests: h2 itself, or with a maximum
+	// connection duration a retiringTransport built from it.
+	h2Pool interface {
+		http.RoundTripper
+		CloseIdleConnections()
+	}
 	// The transport for a request that arrived over HTTP/1.x and over h2:
 	// the cluster's protocol, or for use_downstream_protocol_config the
 	// request's own version.
@@ -84,12 +90,17 @@ func newCluster(cfg xds.ClusterConfig, id Identity, m *metrics, now func() time.
 		return &countedConn{Conn: conn, release: func() { c.series.connsOpen.Dec(); release() }}, nil
 	}
 	c.dial = dial
-	c.h1 = &h1.Transport{DialContext: dial, MaxIdlePerHost: 256, IdleTimeout: 90 * time.Second, HandshakeTimeout: cfg.ConnectTimeout}
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = 90 * time.Second
+	}
+	c.h1 = &h1.Transport{DialContext: dial, MaxIdlePerHost: 256, IdleTimeout: idle, HandshakeTimeout: cfg.ConnectTimeout,
+		MaxConnectionDuration: cfg.MaxConnectionDuration}
 	t := &http.Transport{
 		DialContext:         dial,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
+		IdleConnTimeout:     idle,
 		DisableCompression:  true, // pass the app's Accept-Encoding through untouched
 		TLSHandshakeTimeout: cfg.ConnectTimeout,
 		Protocols:           new(http.Protocols),
@@ -129,7 +140,10 @@ func newCluster(cfg xds.ClusterConfig, id Identity, m *metrics, now func() time.
 	} else {
 		t.Protocols.SetUnencryptedHTTP2(true)
 	}
-	c.h2 = t
+	c.h2, c.h2Pool = t, t
+	if cfg.MaxConnectionDuration > 0 {
+		c.h2Pool = newRetiringTransport(t, cfg.MaxConnectionDuration, c.stop)
+	}
 	c.forH1, c.forH2 = c.transportFor(false), c.transportFor(true)
 	if cfg.Endpoints != nil {
 		c.setEndpoints(*cfg.Endpoints)
@@ -337,7 +351,7 @@ func (c *cluster) transportFor(downstreamH2 bool) http.RoundTripper {
 		useH2 = !useH2
 	}
 	if useH2 {
-		return c.h2
+		return c.h2Pool
 	}
 	return c.h1
 }
@@ -352,7 +366,7 @@ func (c *cluster) roundTripper(req *http.Request) http.RoundTripper {
 
 func (c *cluster) closeIdle() {
 	c.h1.CloseIdleConnections()
-	c.h2.CloseIdleConnections()
+	c.h2Pool.CloseIdleConnections()
 }
 
 // scheme is the URL scheme for requests to this cluster.

@@ -34,6 +34,11 @@ type ClusterConfig struct {
 	Outlier        *outlier.Config // nil: disabled
 	TLS            *UpstreamTLS    // nil: plaintext
 	Protocol       UpstreamProtocol
+	// IdleTimeout closes pooled connections unused for this long (0: the
+	// proxy's default); MaxConnectionDuration retires connections this old
+	// (0: never). From common_http_protocol_options.
+	IdleTimeout           time.Duration
+	MaxConnectionDuration time.Duration
 }
 
 // UpstreamProtocol is the HTTP version a cluster speaks to its endpoints,
@@ -173,8 +178,27 @@ func ValidateCluster(c *clusterv3.Cluster) (ClusterConfig, error) {
 			return cc, fmt.Errorf("field typed_extension_protocol_options[%q]: %w", k, err)
 		}
 		cc.Protocol = upstreamProtocol(&opts)
+		if err := cc.pool(opts.GetCommonHttpProtocolOptions()); err != nil {
+			return cc, fmt.Errorf("field typed_extension_protocol_options[%q].common_http_protocol_options.%w", k, err)
+		}
 	}
 	return cc, nil
+}
+
+// pool takes the connection lifetimes of common_http_protocol_options;
+// an error names the field.
+func (cc *ClusterConfig) pool(o *corev3.HttpProtocolOptions) error {
+	if d := o.GetIdleTimeout(); d != nil {
+		if cc.IdleTimeout = d.AsDuration(); cc.IdleTimeout <= 0 {
+			return errors.New("idle_timeout: must be positive (Envoy's 0, no timeout, is not supported)")
+		}
+	}
+	if d := o.GetMaxConnectionDuration(); d != nil {
+		if cc.MaxConnectionDuration = d.AsDuration(); cc.MaxConnectionDuration <= 0 {
+			return errors.New("max_connection_duration: must be positive")
+		}
+	}
+	return nil
 }
 
 func upstreamProtocol(opts *httpv3.HttpProtocolOptions) UpstreamProtocol {

@@ -340,6 +340,48 @@ func FuzzValidate(f *testing.F) {
 	})
 }
 
+func TestConnectionLifetimes(t *testing.T) {
+	tests := []struct {
+		name           string
+		common         *corev3.HttpProtocolOptions
+		idle, lifetime time.Duration
+		nack           string // a part of the error; "" accepts
+	}{
+		{"unset", nil, 0, 0, ""},
+		{"both", &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(30 * time.Second), MaxConnectionDuration: durationpb.New(10 * time.Minute)}, 30 * time.Second, 10 * time.Minute, ""},
+		{"lifetime only", &corev3.HttpProtocolOptions{MaxConnectionDuration: durationpb.New(time.Second)}, 0, time.Second, ""},
+		{"no idle timeout", &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(0)}, 0, 0, "common_http_protocol_options.idle_timeout: must be positive"},
+		{"negative lifetime", &corev3.HttpProtocolOptions{MaxConnectionDuration: durationpb.New(-time.Second)}, 0, 0, "common_http_protocol_options.max_connection_duration: must be positive"},
+		{"requests per connection", &corev3.HttpProtocolOptions{MaxRequestsPerConnection: wrapperspb.UInt32(100)}, 0, 0, "max_requests_per_connection"},
+		{"headers count", &corev3.HttpProtocolOptions{MaxHeadersCount: wrapperspb.UInt32(50)}, 0, 0, "max_headers_count"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := &httpv3.HttpProtocolOptions{
+				UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+					HttpProtocolOptions: &corev3.Http1ProtocolOptions{}, Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}},
+				CommonHttpProtocolOptions: tc.common,
+			}
+			c := &clusterv3.Cluster{Name: "c", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+				EdsClusterConfig:              &clusterv3.Cluster_EdsClusterConfig{EdsConfig: &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}},
+				TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsKey: mustAny(t, opts)}}
+			cc, err := ValidateCluster(c)
+			if tc.nack != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.nack) {
+					t.Fatalf("err %v, want a NACK containing %q", err, tc.nack)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cc.IdleTimeout != tc.idle || cc.MaxConnectionDuration != tc.lifetime {
+				t.Fatalf("idle %v, lifetime %v; want %v, %v", cc.IdleTimeout, cc.MaxConnectionDuration, tc.idle, tc.lifetime)
+			}
+		})
+	}
+}
+
 func TestUpstreamProtocol(t *testing.T) {
 	h1, h2 := &corev3.Http1ProtocolOptions{}, &corev3.Http2ProtocolOptions{}
 	explicit := func(e *httpv3.HttpProtocolOptions_ExplicitHttpConfig) *httpv3.HttpProtocolOptions {
