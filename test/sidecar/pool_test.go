@@ -2,9 +2,6 @@ package sidecar_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -51,18 +48,7 @@ name: users
 spec:
   connection_pool: {max_connection_duration: 500ms}
 `)
-	harness.Poll(t, 20*time.Second, func() error {
-		resp, err := http.Get("http://" + frontend.admin + "/config_dump")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if !strings.Contains(string(b), `maxConnectionDuration`) {
-			return fmt.Errorf("connection_pool not applied yet")
-		}
-		return nil
-	})
+	waitForConfig(t, frontend.admin, `maxConnectionDuration`)
 	before = metricValue(t, frontend.admin, opened)
 	n = callFor(3 * time.Second)
 	d := metricValue(t, frontend.admin, opened) - before

@@ -2,10 +2,8 @@ package sidecar_test
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -227,18 +225,7 @@ spec:
 `)
 		// Both breaker slots are taken by the slow requests, so watch the
 		// applied config rather than sending traffic that would queue.
-		harness.Poll(t, 20*time.Second, func() error {
-			resp, err := http.Get("http://" + frontend.admin + "/config_dump")
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			if !strings.Contains(string(b), `"/gone"`) {
-				return fmt.Errorf("new route not applied yet")
-			}
-			return nil
-		})
+		waitForConfig(t, frontend.admin, `"/gone"`)
 		app.release <- struct{}{}
 		app.release <- struct{}{}
 		for range 2 {

@@ -265,6 +265,27 @@ spec:
 }
 
 // scrape is a sidecar's /metrics page.
+// waitForConfig waits until a sidecar's /config_dump contains want: the
+// config that carries it has been applied.
+func waitForConfig(t *testing.T, admin, want string) {
+	t.Helper()
+	harness.Poll(t, 20*time.Second, func() error {
+		resp, err := http.Get("http://" + admin + "/config_dump")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), want) {
+			return fmt.Errorf("config with %s not applied yet", want)
+		}
+		return nil
+	})
+}
+
 func scrape(admin string) (string, error) {
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
