@@ -165,6 +165,7 @@ func TestValidateErrors(t *testing.T) {
 		{"pool on tcp", KindServiceDefaults, `{protocol: tcp, connection_pool: {idle_timeout: 1m}}`, []string{`spec.connection_pool: not valid for a tcp service`}},
 		{"pool empty", KindServiceDefaults, `{connection_pool: {}}`, []string{`spec.connection_pool: set idle_timeout or max_connection_duration`}},
 		{"pool zero lifetime", KindServiceDefaults, `{connection_pool: {max_connection_duration: 0s}}`, []string{`spec.connection_pool.max_connection_duration: must be greater than 0`}},
+		{"pool lifetime too short", KindServiceDefaults, `{connection_pool: {max_connection_duration: 10ms}}`, []string{`spec.connection_pool.max_connection_duration: must be at least 100ms`}},
 		{"pool idle too long", KindServiceDefaults, `{connection_pool: {idle_timeout: 25h}}`, []string{`spec.connection_pool.idle_timeout: must be at most 24h0m0s`}},
 		{"outbound port sidecar outbound", KindServiceDefaults, `{protocol: tcp, outbound_port: 15001}`, []string{`spec.outbound_port: 15001 is a sidecar's own port`}},
 		{"outbound port sidecar inbound", KindServiceDefaults, `{protocol: tcp, outboundPort: 15006}`, []string{`spec.outbound_port: 15006 is a sidecar's own port`}},

@@ -133,6 +133,9 @@ func validateServiceDefaults(f *fieldErrors, s *configv1.ServiceDefaults) {
 		}
 		positiveDuration(f, "spec.connection_pool.idle_timeout", cp.IdleTimeout, 24*time.Hour)
 		positiveDuration(f, "spec.connection_pool.max_connection_duration", cp.MaxConnectionDuration, 30*24*time.Hour)
+		if d := cp.MaxConnectionDuration; d != nil && d.AsDuration() > 0 && d.AsDuration() < 100*time.Millisecond {
+			f.add("spec.connection_pool.max_connection_duration", "must be at least 100ms (every connection a new mTLS handshake)")
+		}
 	}
 	if cb := s.CircuitBreaker; cb != nil {
 		if count(cb.MaxConnections > 0, cb.MaxPendingRequests > 0, cb.MaxRequests > 0, cb.MaxRetries > 0) == 0 {

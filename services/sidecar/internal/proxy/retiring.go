@@ -16,7 +16,8 @@ import (
 // hence new handshakes), and the previous generation's connections are
 // closed as soon as their streams have ended. A connection is therefore
 // never used for new requests once it is lifetime old; one opened late in
-// a generation is retired younger.
+// a generation is retired younger. Generations last at least
+// minGeneration, however short the lifetime.
 type retiringTransport struct {
 	template *http.Transport
 	cur      atomic.Pointer[generation]
@@ -28,10 +29,14 @@ type generation struct {
 	open atomic.Int64
 }
 
+// minGeneration bounds how often a pool starts over: a transport and a
+// goroutine per generation.
+const minGeneration = 100 * time.Millisecond
+
 func newRetiringTransport(template *http.Transport, lifetime time.Duration, stop <-chan struct{}) *retiringTransport {
 	r := &retiringTransport{template: template}
 	r.cur.Store(r.newGeneration())
-	go r.rotate(lifetime, stop)
+	go r.rotate(max(lifetime, minGeneration), stop)
 	return r
 }
 
@@ -72,12 +77,11 @@ func (r *retiringTransport) rotate(lifetime time.Duration, stop <-chan struct{})
 	}
 }
 
-// retire closes g's connections as their streams end: at once for the
-// idle ones, then checking every 100ms until none is open.
+// retire closes g's connections as their streams end: the idle ones at
+// once, the others when checked again, after 100ms at first and less
+// often (up to every 5s) while a long stream keeps one open.
 func retire(g *generation, stop <-chan struct{}) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		g.CloseIdleConnections()
 		if g.open.Load() == 0 {
 			return
@@ -85,7 +89,7 @@ func retire(g *generation, stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }
