@@ -105,7 +105,7 @@ func buildCluster(name string, sd *configv1.ServiceDefaults, mtlsSAN string, htt
 			},
 		}
 	}
-	if common := poolOptions(sd.GetConnectionPool()); common != nil && sd.GetProtocol() != "tcp" {
+	if common := poolOptions(sd.GetConnectionPool()); common != nil {
 		if protocol == nil {
 			protocol = &httpoptsv3.HttpProtocolOptions{
 				UpstreamProtocolOptions: &httpoptsv3.HttpProtocolOptions_ExplicitHttpConfig_{
