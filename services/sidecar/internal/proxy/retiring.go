@@ -72,25 +72,22 @@ func (r *retiringTransport) rotate(lifetime time.Duration, stop <-chan struct{})
 		case <-stop:
 			return
 		case <-t.C:
-			go retire(r.cur.Swap(r.newGeneration()), stop)
+			go retire(r.cur.Swap(r.newGeneration()))
 		}
 	}
 }
 
 // retire closes g's connections as their streams end: the idle ones at
 // once, the others when checked again, after 100ms at first and less
-// often (up to every 5s) while a long stream keeps one open.
-func retire(g *generation, stop <-chan struct{}) {
+// often (up to every 5s) while a long stream keeps one open. It goes on
+// after the cluster is replaced: those connections are nobody else's.
+func retire(g *generation) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		g.CloseIdleConnections()
 		if g.open.Load() == 0 {
 			return
 		}
-		select {
-		case <-stop:
-			return
-		case <-time.After(wait):
-		}
+		time.Sleep(wait)
 	}
 }
 
