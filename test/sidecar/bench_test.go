@@ -43,8 +43,9 @@ import (
 // and round, SWITCHYARD_BENCH_ROUNDS (default 3) the number of rounds,
 // SWITCHYARD_BENCH_OUT a file for the report, SWITCHYARD_BENCH_PPROF an
 // existing directory for CPU profiles and execution traces (up to 5 s) of
-// both sidecars (first round) and their heap and allocation profiles
-// after the run, SWITCHYARD_BENCH_SIDECAR_FLAGS
+// both sidecars (first round), the requests of that round
+// (requests.csv, for tracestat -requests) and their heap and allocation
+// profiles after the run, SWITCHYARD_BENCH_SIDECAR_FLAGS
 // extra sidecar flags (e.g. "-gc_percent 50").
 func TestBenchmarkSidecarPair(t *testing.T) {
 	if os.Getenv("SWITCHYARD_BENCH") == "" {
@@ -128,7 +129,16 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 					gc0[i], conns0[i] = gcCycles(tg.admins[i]), upstreamConnsOpened(tg.admins[i])
 				}
 			}
-			lat, errs, err := newH1Load(tg.addr, tg.host, loadConns).constant(rps, time.Duration(secs)*time.Second)
+			load := newH1Load(tg.addr, tg.host, loadConns)
+			if profiling {
+				f, err := os.Create(filepath.Join(pprofDir, "requests.csv"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				load.timeline = f
+			}
+			lat, errs, err := load.constant(rps, time.Duration(secs)*time.Second)
 			if err != nil {
 				t.Logf("%s, round %d: %d failed, first: %v", tg.name, round+1, errs, err)
 			}

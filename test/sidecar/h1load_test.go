@@ -29,6 +29,10 @@ type h1Load struct {
 	addr  string
 	req   []byte
 	conns int
+	// timeline, if set, gets one "due,latency" line per answered request
+	// of a constant run (Unix nanoseconds, nanoseconds), in due order, to
+	// set requests beside what the proxies did (tracestat -requests).
+	timeline io.Writer
 }
 
 func newH1Load(addr, host string, conns int) *h1Load {
@@ -193,6 +197,17 @@ func (l *h1Load) constant(rps int, d time.Duration) ([]time.Duration, int, error
 		})
 	}
 	wg.Wait()
+	if l.timeline != nil {
+		w := bufio.NewWriter(l.timeline)
+		for i, d := range lat {
+			if d >= 0 {
+				fmt.Fprintf(w, "%d,%d\n", start.Add(time.Duration(i)*time.Second/time.Duration(rps)).UnixNano(), d.Nanoseconds())
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return nil, 0, fmt.Errorf("timeline: %w", err)
+		}
+	}
 	lat = slices.DeleteFunc(lat, func(d time.Duration) bool { return d < 0 })
 	slices.Sort(lat)
 	return lat, int(failed.Load()), firstErr

@@ -6,10 +6,16 @@
 // feed it the traces that SWITCHYARD_BENCH_PPROF saves:
 //
 //	go run ./sidecar/tracestat /tmp/prof/client.trace
+//
+// With -requests (the requests.csv saved beside the traces) it also puts
+// the load generator's requests on the trace's clock and compares the
+// requests at or above the p99 latency with all of them: what share of
+// each overlapped one of the proxy's GC mark phases.
 package main
 
 import (
 	"cmp"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +23,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/exp/trace"
 )
@@ -36,43 +43,131 @@ const markPhase = "GC concurrent mark phase"
 func main() {
 	top := flag.Int("top", 20, "stop stacks to list")
 	depth := flag.Int("depth", 6, "frames per stop stack")
+	requests := flag.String("requests", "", "the benchmark's requests.csv, to set beside the mark phases")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		log.Fatal("usage: tracestat [-top n] [-depth n] file.trace")
+		log.Fatal("usage: tracestat [-top n] [-depth n] [-requests requests.csv] file.trace")
 	}
 	f, err := os.Open(flag.Arg(0))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer f.Close()
-	slices, marks, err := read(f, *depth)
+	tr, err := read(f, *depth)
 	if err != nil {
 		log.Fatalf("%s: %v", flag.Arg(0), err)
 	}
-	report(os.Stdout, slices, marks, *top)
+	marks := make([]trace.Time, len(tr.marks))
+	for i, m := range tr.marks {
+		marks[i] = m.end - m.start
+	}
+	report(os.Stdout, tr.slices, marks, *top)
+	if *requests != "" {
+		if err := reportRequests(os.Stdout, *requests, tr); err != nil {
+			log.Fatal(err)
+		}
+	}
 }
 
-// read collects every goroutine run slice and the GC mark phases.
-func read(r io.Reader, depth int) ([]*slice, []trace.Time, error) {
-	tr, err := trace.NewReader(r)
+// traced is what read takes from a trace.
+type traced struct {
+	slices      []*slice
+	marks       []span // GC mark phases
+	first, last trace.Time
+	clock       *trace.ClockSnapshot // nil before Go 1.25
+}
+
+type span struct{ start, end trace.Time }
+
+// wall is t on the wall clock, in Unix nanoseconds.
+func (tr *traced) wall(t trace.Time) int64 {
+	return tr.clock.Wall.UnixNano() + int64(t-tr.clock.Trace)
+}
+
+// reportRequests compares the requests at or above the p99 latency with
+// all requests inside the trace: the share of each that overlapped a mark
+// phase of this process.
+func reportRequests(w io.Writer, path string, tr *traced) error {
+	if tr.clock == nil {
+		return errors.New("the trace has no clock snapshot (Go 1.25 or later writes one)")
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return err
+	}
+	from, to := tr.wall(tr.first), tr.wall(tr.last)
+	type request struct{ start, end int64 }
+	var reqs []request
+	var lats []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var due, lat int64
+		if _, err := fmt.Sscanf(line, "%d,%d", &due, &lat); err != nil {
+			return fmt.Errorf("%s: %q: %w", path, line, err)
+		}
+		if due >= from && due+lat <= to {
+			reqs = append(reqs, request{due, due + lat})
+			lats = append(lats, float64(lat))
+		}
+	}
+	if len(reqs) == 0 {
+		return fmt.Errorf("%s: no request inside the trace's %s–%s", path, time.Unix(0, from).Format(time.StampMicro), time.Unix(0, to).Format(time.StampMicro))
+	}
+	p99 := quantile(slices.Clone(lats), .99)
+	overlaps := func(r request) bool {
+		for _, m := range tr.marks {
+			if r.start < tr.wall(m.end) && tr.wall(m.start) < r.end {
+				return true
+			}
+		}
+		return false
+	}
+	var all, tail, tailN int
+	for i, r := range reqs {
+		o := overlaps(r)
+		if o {
+			all++
+		}
+		if lats[i] >= p99 {
+			tailN++
+			if o {
+				tail++
+			}
+		}
+	}
+	fmt.Fprintf(w, "%d requests inside the trace, p99 %.2f ms: %.1f %% of all and %.1f %% of those ≥ p99 (%d of %d) overlapped a GC mark phase\n",
+		len(reqs), p99/1e6, 100*float64(all)/float64(len(reqs)), 100*float64(tail)/float64(tailN), tail, tailN)
+	return nil
+}
+
+// read collects every goroutine run slice, the GC mark phases and a
+// clock snapshot.
+func read(r io.Reader, depth int) (*traced, error) {
+	rd, err := trace.NewReader(r)
+	if err != nil {
+		return nil, err
 	}
 	running := map[trace.GoID]*slice{}
 	runnableAt := map[trace.GoID]trace.Time{}
-	var all []*slice
-	var marks []trace.Time // durations
+	tr := &traced{}
 	var inMark bool
 	var markStart trace.Time
 	for {
-		ev, err := tr.ReadEvent()
+		ev, err := rd.ReadEvent()
 		if err == io.EOF {
-			return all, marks, nil
+			return tr, nil
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
+		if tr.first == 0 {
+			tr.first = ev.Time()
+		}
+		tr.last = ev.Time()
 		switch ev.Kind() {
+		case trace.EventSync:
+			if c := ev.Sync().ClockSnapshot; c != nil && tr.clock == nil {
+				tr.clock = c
+			}
 		case trace.EventRangeBegin:
 			if ev.Range().Name == markPhase {
 				inMark, markStart = true, ev.Time()
@@ -80,7 +175,7 @@ func read(r io.Reader, depth int) ([]*slice, []trace.Time, error) {
 		case trace.EventRangeEnd:
 			if ev.Range().Name == markPhase && inMark {
 				inMark = false
-				marks = append(marks, ev.Time()-markStart)
+				tr.marks = append(tr.marks, span{markStart, ev.Time()})
 			}
 		case trace.EventStateTransition:
 			st := ev.StateTransition()
@@ -104,7 +199,7 @@ func read(r io.Reader, depth int) ([]*slice, []trace.Time, error) {
 				if s := running[g]; s != nil {
 					s.end = ev.Time()
 					s.stop = frames(st.Stack, depth)
-					all = append(all, s)
+					tr.slices = append(tr.slices, s)
 					delete(running, g)
 				}
 			}
