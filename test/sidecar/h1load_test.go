@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -276,12 +277,28 @@ func TestH1LoadChecksAnswers(t *testing.T) {
 	defer srv.Close()
 	addr := srv.Listener.Addr().String()
 
-	lat, failed, err := newH1Load(addr, "users", 4).constant(200, time.Second)
+	load := newH1Load(addr, "users", 4)
+	var timeline strings.Builder
+	load.timeline = &timeline
+	lat, failed, err := load.constant(200, time.Second)
 	if err != nil || failed != 0 || len(lat) != 200 || served.Load() != 200 {
 		t.Fatalf("right host: %d answered, %d failed (%v), %d served; want 200, 0, 200", len(lat), failed, err, served.Load())
 	}
 	if lat[0] <= 0 || lat[len(lat)-1] > 5*time.Second {
 		t.Fatalf("latencies %v … %v", lat[0], lat[len(lat)-1])
+	}
+	// The timeline: one line per request, due 5 ms apart, latencies as measured.
+	lines := strings.Split(strings.TrimSpace(timeline.String()), "\n")
+	if len(lines) != 200 {
+		t.Fatalf("timeline has %d lines, want 200", len(lines))
+	}
+	var prevDue int64
+	for i, l := range lines {
+		var due, ns int64
+		if _, err := fmt.Sscanf(l, "%d,%d", &due, &ns); err != nil || ns <= 0 || i > 0 && due-prevDue != int64(5*time.Millisecond) {
+			t.Fatalf("timeline line %d %q (previous due %d): want due 5ms after the one before and a positive latency", i, l, prevDue)
+		}
+		prevDue = due
 	}
 	_, failed, err = newH1Load(addr, "orders", 4).constant(100, 500*time.Millisecond)
 	if failed != 50 || !errors.Is(err, errStatus) {
