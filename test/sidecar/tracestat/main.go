@@ -136,6 +136,37 @@ func reportRequests(w io.Writer, path string, tr *traced) error {
 	}
 	fmt.Fprintf(w, "%d requests inside the trace, p99 %.2f ms: %.1f %% of all and %.1f %% of those ≥ p99 (%d of %d) overlapped a GC mark phase\n",
 		len(reqs), p99/1e6, 100*float64(all)/float64(len(reqs)), 100*float64(tail)/float64(tailN), tail, tailN)
+
+	// How busy this proxy was while each request was under way: a tail
+	// request during which it mostly ran other work waited for it; one
+	// during which it mostly did not run waited elsewhere (the OS, the
+	// other proxy, the app, the load generator).
+	var busyAll, busyTail []float64
+	ranDuringTail := map[string]float64{}
+	for i, r := range reqs {
+		var busy float64
+		for _, sl := range tr.slices {
+			from, to := max(tr.wall(sl.start), r.start), min(tr.wall(sl.end), r.end)
+			if from >= to {
+				continue
+			}
+			busy += float64(to - from)
+			if lats[i] >= p99 {
+				ranDuringTail[sl.stop] += float64(to-from) / 1e6
+			}
+		}
+		share := busy / float64(r.end-r.start)
+		busyAll = append(busyAll, share)
+		if lats[i] >= p99 {
+			busyTail = append(busyTail, share)
+		}
+	}
+	fmt.Fprintf(w, "share of a request's time this proxy ran goroutines: all requests p50 %.0f %% p90 %.0f %%; requests ≥ p99 p50 %.0f %% p90 %.0f %%\n",
+		100*quantile(busyAll, .5), 100*quantile(busyAll, .9), 100*quantile(busyTail, .5), 100*quantile(busyTail, .9))
+	fmt.Fprintf(w, "what it ran during the requests ≥ p99 (ms, by where the run stopped):\n")
+	for _, k := range sortedKeys(ranDuringTail, func(v float64) float64 { return v })[:min(8, len(ranDuringTail))] {
+		fmt.Fprintf(w, "%8.2f  %s\n", ranDuringTail[k], k)
+	}
 	return nil
 }
 
