@@ -41,7 +41,8 @@ rules-test: ## promtool checks and unit tests of the Prometheus alert rules
 	promtool check config prometheus/prometheus.yml
 	promtool test rules prometheus/tests/*.yml
 
-proto: ## regenerate Go code from proto/ with buf
+proto: ## regenerate Go code from proto/ with buf (and the sidecar's Envoy subset .proto files first)
+	cd services/sidecar && $(GO) run ./internal/xds/subsetgen -out ../../proto
 	cd proto && buf generate
 
 proto-check: proto ## fail if the committed generated code is stale

@@ -29,7 +29,13 @@ func (p *Proxy) ConfigDump(nacks NackSource) http.Handler {
 			for typ, res := range s.Raw {
 				td := &typeDump{Version: s.Versions[typ], Resources: []json.RawMessage{}}
 				for _, name := range xds.SortedNames(res) {
-					b, err := protojson.Marshal(res[name])
+					// As Envoy's own type, with every field the control
+					// plane sent (accepted resources have only the subset's).
+					m, err := res[name].UnmarshalNew()
+					if err != nil {
+						continue
+					}
+					b, err := protojson.Marshal(m)
 					if err != nil {
 						continue
 					}

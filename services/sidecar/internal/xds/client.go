@@ -10,18 +10,19 @@ import (
 	"sync"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	clusterv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/cluster/v3"
+	endpointv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/endpoint/v3"
+	listenerv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/listener/v3"
+	routev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/route/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -270,14 +271,14 @@ func shortType(t string) string {
 // accepted or rejected whole). It returns the next snapshot.
 func (c *Client) apply(resp *discoveryv3.DiscoveryResponse) (*Snapshot, error) {
 	next := c.Snapshot().clone()
-	raw := map[string]proto.Message{}
+	raw := map[string]*anypb.Any{}
 	var errs []error
 	for i, a := range resp.GetResources() {
 		if a.GetTypeUrl() != resp.GetTypeUrl() {
 			errs = append(errs, fmt.Errorf("resources[%d]: type %s in a %s response", i, a.GetTypeUrl(), resp.GetTypeUrl()))
 			continue
 		}
-		m, err := a.UnmarshalNew()
+		m, err := decodeResource(a)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, err))
 			continue
@@ -290,7 +291,7 @@ func (c *Client) apply(resp *discoveryv3.DiscoveryResponse) (*Snapshot, error) {
 		if _, dup := raw[name]; dup {
 			errs = append(errs, fmt.Errorf("%s %q: duplicate resource name", shortType(resp.GetTypeUrl()), name))
 		}
-		raw[name] = m
+		raw[name] = a
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -312,7 +313,7 @@ func (c *Client) apply(resp *discoveryv3.DiscoveryResponse) (*Snapshot, error) {
 	return next, nil
 }
 
-func prune[V any](m map[string]V, keep map[string]proto.Message) {
+func prune[V any](m map[string]V, keep map[string]*anypb.Any) {
 	for k := range m {
 		if _, ok := keep[k]; !ok {
 			delete(m, k)

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	clusterv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/cluster/v3"
+	corev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/core/v3"
+	tlsv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/breaker"
@@ -174,7 +174,7 @@ func ValidateCluster(c *clusterv3.Cluster) (ClusterConfig, error) {
 			return cc, fmt.Errorf("field typed_extension_protocol_options[%q]: not supported", k)
 		}
 		var opts httpv3.HttpProtocolOptions
-		if err := v.UnmarshalTo(&opts); err != nil {
+		if err := unpack(v, &opts); err != nil {
 			return cc, fmt.Errorf("field typed_extension_protocol_options[%q]: %w", k, err)
 		}
 		cc.Protocol = upstreamProtocol(&opts)
@@ -341,7 +341,7 @@ func validateUpstreamTLS(ts *corev3.TransportSocket) (*UpstreamTLS, error) {
 		return nil, fmt.Errorf("name %q: only %s is supported", ts.GetName(), tlsSocketName)
 	}
 	var ctx tlsv3.UpstreamTlsContext
-	if err := ts.GetTypedConfig().UnmarshalTo(&ctx); err != nil {
+	if err := unpack(ts.GetTypedConfig(), &ctx); err != nil {
 		return nil, fmt.Errorf("typed_config: want UpstreamTlsContext: %w", err)
 	}
 	ids, err := peerIDs(ctx.GetCommonTlsContext())

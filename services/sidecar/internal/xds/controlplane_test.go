@@ -42,28 +42,28 @@ func TestControlPlaneGoldenFiles(t *testing.T) {
 			for _, r := range doc["listeners"] {
 				var m listenerv3.Listener
 				mustJSON(t, r, &m)
-				if _, err := ValidateListener(&m); err != nil {
+				if _, err := validateListener(t, &m); err != nil {
 					t.Errorf("listener %s: %v", m.GetName(), err)
 				}
 			}
 			for _, r := range doc["routes"] {
 				var m routev3.RouteConfiguration
 				mustJSON(t, r, &m)
-				if _, err := ValidateRouteConfig(&m); err != nil {
+				if _, err := validateRouteConfig(t, &m); err != nil {
 					t.Errorf("route %s: %v", m.GetName(), err)
 				}
 			}
 			for _, r := range doc["clusters"] {
 				var m clusterv3.Cluster
 				mustJSON(t, r, &m)
-				if _, err := ValidateCluster(&m); err != nil {
+				if _, err := validateCluster(t, &m); err != nil {
 					t.Errorf("cluster %s: %v", m.GetName(), err)
 				}
 			}
 			for _, r := range doc["endpoints"] {
 				var m endpointv3.ClusterLoadAssignment
 				mustJSON(t, r, &m)
-				if _, err := ValidateEndpoints(&m); err != nil {
+				if _, err := validateEndpoints(t, &m); err != nil {
 					t.Errorf("endpoints %s: %v", m.GetClusterName(), err)
 				}
 			}

@@ -6,19 +6,18 @@ import (
 	"slices"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	localrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
-	rlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
-	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	netrbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
-	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	"google.golang.org/protobuf/proto"
+	corev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/core/v3"
+	listenerv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/listener/v3"
+	rbacv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/rbac/v3"
+	faultv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/http/fault/v3"
+	localrlv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/http/local_ratelimit/v3"
+	rlv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/http/ratelimit/v3"
+	rbacfilterv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/http/rbac/v3"
+	routerv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/network/http_connection_manager/v3"
+	netrbacv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/network/rbac/v3"
+	tcpv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/fault"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/rbac"
@@ -102,10 +101,6 @@ var (
 	networkRBACType = typeURL(&netrbacv3.RBAC{})
 )
 
-func typeURL(m proto.Message) string {
-	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
-}
-
 // ValidateListener turns l into a ListenerConfig.
 func ValidateListener(l *listenerv3.Listener) (ListenerConfig, error) {
 	if err := checkFields(l); err != nil {
@@ -135,7 +130,7 @@ func ValidateListener(l *listenerv3.Listener) (ListenerConfig, error) {
 			return lc, fmt.Errorf("field filter_chains[0].transport_socket: only %s with DownstreamTlsContext is supported", tlsSocketName)
 		}
 		var ctx tlsv3.DownstreamTlsContext
-		if err := ts.GetTypedConfig().UnmarshalTo(&ctx); err != nil {
+		if err := unpack(ts.GetTypedConfig(), &ctx); err != nil {
 			return lc, fmt.Errorf("field filter_chains[0].transport_socket.typed_config: %w", err)
 		}
 		lc.TLS = &DownstreamTLS{RequireClientCert: ctx.GetRequireClientCertificate().GetValue(), ALPN: ctx.GetCommonTlsContext().GetAlpnProtocols()}
@@ -162,7 +157,7 @@ func ValidateListener(l *listenerv3.Listener) (ListenerConfig, error) {
 			return lc, fmt.Errorf("%s: only network RBAC filters may precede tcp_proxy; one HTTP connection manager stands alone", field)
 		}
 		var m netrbacv3.RBAC
-		if err := nf.GetTypedConfig().UnmarshalTo(&m); err != nil {
+		if err := unpack(nf.GetTypedConfig(), &m); err != nil {
 			return lc, fmt.Errorf("%s: %w", field, err)
 		}
 		e, err := validateRBAC(m.GetRules())
@@ -176,7 +171,7 @@ func ValidateListener(l *listenerv3.Listener) (ListenerConfig, error) {
 	switch nf.GetTypedConfig().GetTypeUrl() {
 	case hcmType:
 		var hcm hcmv3.HttpConnectionManager
-		if err := nf.GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+		if err := unpack(nf.GetTypedConfig(), &hcm); err != nil {
 			return lc, fmt.Errorf("%s: %w", fieldLast, err)
 		}
 		h, err := validateHCM(&hcm)
@@ -186,7 +181,7 @@ func ValidateListener(l *listenerv3.Listener) (ListenerConfig, error) {
 		lc.HTTP = h
 	case tcpProxyType:
 		var tp tcpv3.TcpProxy
-		if err := nf.GetTypedConfig().UnmarshalTo(&tp); err != nil {
+		if err := unpack(nf.GetTypedConfig(), &tp); err != nil {
 			return lc, fmt.Errorf("%s: %w", fieldLast, err)
 		}
 		if tp.GetCluster() == "" {
@@ -252,7 +247,7 @@ func validateHCM(hcm *hcmv3.HttpConnectionManager) (*HTTPConfig, error) {
 		switch tc.GetTypeUrl() {
 		case faultType:
 			var m faultv3.HTTPFault
-			if err := tc.UnmarshalTo(&m); err != nil {
+			if err := unpack(tc, &m); err != nil {
 				return nil, fmt.Errorf("%s: %w", field, err)
 			}
 			fc, err := validateFault(&m)
@@ -262,7 +257,7 @@ func validateHCM(hcm *hcmv3.HttpConnectionManager) (*HTTPConfig, error) {
 			h.Fault = &fc
 		case rbacType:
 			var m rbacfilterv3.RBAC
-			if err := tc.UnmarshalTo(&m); err != nil {
+			if err := unpack(tc, &m); err != nil {
 				return nil, fmt.Errorf("%s: %w", field, err)
 			}
 			e, err := validateRBAC(m.GetRules())
@@ -272,7 +267,7 @@ func validateHCM(hcm *hcmv3.HttpConnectionManager) (*HTTPConfig, error) {
 			h.RBAC = append(h.RBAC, e)
 		case localRLType:
 			var m localrlv3.LocalRateLimit
-			if err := tc.UnmarshalTo(&m); err != nil {
+			if err := unpack(tc, &m); err != nil {
 				return nil, fmt.Errorf("%s: %w", field, err)
 			}
 			lr, err := validateLocalRL(&m)
@@ -282,7 +277,7 @@ func validateHCM(hcm *hcmv3.HttpConnectionManager) (*HTTPConfig, error) {
 			h.LocalRateLimit = lr
 		case globalRLType:
 			var m rlv3.RateLimit
-			if err := tc.UnmarshalTo(&m); err != nil {
+			if err := unpack(tc, &m); err != nil {
 				return nil, fmt.Errorf("%s: %w", field, err)
 			}
 			g := &GlobalRateLimit{Domain: m.GetDomain(), FailureModeDeny: m.GetFailureModeDeny(), Timeout: 20 * time.Millisecond,

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	corev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/core/v3"
+	routev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/route/v3"
+	faultv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/http/fault/v3"
+	matcherv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/type/matcher/v3"
+	typev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/type/v3"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/fault"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
@@ -79,7 +79,6 @@ func validateRoute(r *routev3.Route) (route.Route, error) {
 		}
 		// total_weight is deprecated upstream but still sent by older control
 		// planes; honour it as a consistency check rather than ignore it.
-		//lint:ignore SA1019 validated, not ignored, see above
 		if tw := ra.GetWeightedClusters().GetTotalWeight(); tw != nil && tw.GetValue() != sum {
 			return rt, fmt.Errorf("route.weighted_clusters.total_weight: %d, but the weights add up to %d", tw.GetValue(), sum)
 		}
@@ -160,7 +159,7 @@ func validateRoute(r *routev3.Route) (route.Route, error) {
 			return rt, fmt.Errorf("typed_per_filter_config[%q]: only %s may be overridden per route", name, FaultFilterName)
 		}
 		var hf faultv3.HTTPFault
-		if err := cfg.UnmarshalTo(&hf); err != nil {
+		if err := unpack(cfg, &hf); err != nil {
 			return rt, fmt.Errorf("typed_per_filter_config[%q]: %w", name, err)
 		}
 		fc, err := validateFault(&hf)

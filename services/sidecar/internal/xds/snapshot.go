@@ -11,7 +11,7 @@ import (
 	"maps"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/route"
 )
@@ -25,7 +25,7 @@ type Snapshot struct {
 	// Versions are the accepted version_info per type URL.
 	Versions map[string]string
 	// Raw holds the accepted resources per type URL, for /config_dump.
-	Raw map[string]map[string]proto.Message
+	Raw map[string]map[string]*anypb.Any
 }
 
 func (s *Snapshot) clone() *Snapshot {
@@ -36,7 +36,7 @@ func (s *Snapshot) clone() *Snapshot {
 	}
 	if n.Listeners == nil {
 		n.Listeners, n.Routes, n.Clusters, n.Endpoints = map[string]ListenerConfig{}, map[string]*route.Table{}, map[string]ClusterConfig{}, map[string]Endpoints{}
-		n.Versions, n.Raw = map[string]string{}, map[string]map[string]proto.Message{}
+		n.Versions, n.Raw = map[string]string{}, map[string]map[string]*anypb.Any{}
 	}
 	return n
 }

@@ -68,7 +68,7 @@ func TestValidateClusterGood(t *testing.T) {
 	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: mustAny(t, &httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
 			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}}})}
-	cc, err := ValidateCluster(c)
+	cc, err := validateCluster(t, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestValidateClusterRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := edsCluster()
 			tt.mutate(c)
-			_, err := ValidateCluster(c)
+			_, err := validateCluster(t, c)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
 			}
@@ -131,7 +131,7 @@ func cla() *endpointv3.ClusterLoadAssignment {
 }
 
 func TestValidateEndpoints(t *testing.T) {
-	e, err := ValidateEndpoints(cla())
+	e, err := validateEndpoints(t, cla())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,12 +150,12 @@ func TestValidateEndpoints(t *testing.T) {
 	}
 	bad := cla()
 	bad.Endpoints[0].LbEndpoints[0].GetEndpoint().Address.GetSocketAddress().PortSpecifier = &corev3.SocketAddress_PortValue{PortValue: 0}
-	if _, err := ValidateEndpoints(bad); err == nil || !strings.Contains(err.Error(), "endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value") {
+	if _, err := validateEndpoints(t, bad); err == nil || !strings.Contains(err.Error(), "endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value") {
 		t.Fatalf("err = %v", err)
 	}
 	bad = cla()
 	bad.Endpoints[0].Proximity = wrapperspb.UInt32(3)
-	if _, err := ValidateEndpoints(bad); err == nil || !strings.Contains(err.Error(), "endpoints[0].proximity is not supported") {
+	if _, err := validateEndpoints(t, bad); err == nil || !strings.Contains(err.Error(), "endpoints[0].proximity is not supported") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -183,7 +183,7 @@ func routeConfig(t testing.TB) *routev3.RouteConfiguration {
 }
 
 func TestValidateRouteConfig(t *testing.T) {
-	tb, err := ValidateRouteConfig(routeConfig(t))
+	tb, err := validateRouteConfig(t, routeConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestValidateRouteConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rc := routeConfig(t)
 			tt.mutate(rc)
-			_, err := ValidateRouteConfig(rc)
+			_, err := validateRouteConfig(t, rc)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
 			}
@@ -256,7 +256,7 @@ func rbacFilter(t testing.TB) *hcmv3.HttpFilter {
 func TestValidateListener(t *testing.T) {
 	delay := &faultv3.HTTPFault{Delay: &commonfaultv3.FaultDelay{FaultDelaySecifier: &commonfaultv3.FaultDelay_FixedDelay{FixedDelay: durationpb.New(time.Millisecond)}}}
 	l := hcmListener(t, rbacFilter(t), &hcmv3.HttpFilter{Name: "envoy.filters.http.fault", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t, delay)}})
-	lc, err := ValidateListener(l)
+	lc, err := validateListener(t, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestValidateListener(t *testing.T) {
 
 	tcp := &listenerv3.Listener{Name: "tcp", Address: l.Address, FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{Name: "envoy.filters.network.tcp_proxy",
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, &tcpv3.TcpProxy{StatPrefix: "tcp", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "redis"}})}}}}}}
-	if lc, err := ValidateListener(tcp); err != nil || lc.TCPCluster != "redis" {
+	if lc, err := validateListener(t, tcp); err != nil || lc.TCPCluster != "redis" {
 		t.Fatalf("tcp listener: %+v %v", lc, err)
 	}
 
@@ -305,39 +305,12 @@ func TestValidateListener(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ValidateListener(tt.l)
+			_, err := validateListener(t, tt.l)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
 			}
 		})
 	}
-}
-
-// FuzzValidate feeds arbitrary bytes through every translator: they must
-// return a config or an error, never panic.
-func FuzzValidate(f *testing.F) {
-	for _, m := range []proto.Message{edsCluster(), cla(), routeConfig(f), hcmListener(f, rbacFilter(f))} {
-		b, _ := proto.Marshal(m)
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var c clusterv3.Cluster
-		if proto.Unmarshal(b, &c) == nil {
-			_, _ = ValidateCluster(&c)
-		}
-		var e endpointv3.ClusterLoadAssignment
-		if proto.Unmarshal(b, &e) == nil {
-			_, _ = ValidateEndpoints(&e)
-		}
-		var r routev3.RouteConfiguration
-		if proto.Unmarshal(b, &r) == nil {
-			_, _ = ValidateRouteConfig(&r)
-		}
-		var l listenerv3.Listener
-		if proto.Unmarshal(b, &l) == nil {
-			_, _ = ValidateListener(&l)
-		}
-	})
 }
 
 func TestConnectionLifetimes(t *testing.T) {
@@ -365,7 +338,7 @@ func TestConnectionLifetimes(t *testing.T) {
 			c := &clusterv3.Cluster{Name: "c", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
 				EdsClusterConfig:              &clusterv3.Cluster_EdsClusterConfig{EdsConfig: &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}},
 				TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsKey: mustAny(t, opts)}}
-			cc, err := ValidateCluster(c)
+			cc, err := validateCluster(t, c)
 			if tc.nack != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.nack) {
 					t.Fatalf("err %v, want a NACK containing %q", err, tc.nack)
@@ -410,7 +383,7 @@ func TestUpstreamProtocol(t *testing.T) {
 			if tc.opts != nil {
 				c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: mustAny(t, tc.opts)}
 			}
-			cc, err := ValidateCluster(c)
+			cc, err := validateCluster(t, c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -421,7 +394,7 @@ func TestUpstreamProtocol(t *testing.T) {
 	}
 	c := &clusterv3.Cluster{Name: "c", TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsKey: mustAny(t, &httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}})}}
-	if _, err := ValidateCluster(c); err == nil || !strings.Contains(err.Error(), "auto_config") {
+	if _, err := validateCluster(t, c); err == nil || !strings.Contains(err.Error(), "auto_config") {
 		t.Fatalf("auto_config: %v, want a NACK naming the field", err)
 	}
 }

@@ -1,19 +1,16 @@
-package xds
+// Package supported is the table of the Envoy v3 message types and fields
+// the sidecar implements. subsetgen writes it out as the sidecar's subset
+// of the Envoy API (proto/switchyard/xdssubset); the sidecar decodes
+// resources into that subset and refuses any field outside it.
+package supported
 
-import (
-	"fmt"
-	"strings"
+import "google.golang.org/protobuf/reflect/protoreflect"
 
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/anypb"
-)
-
-// supported lists, per message type, the fields this proxy implements. Any
-// other field that is set makes the whole resource invalid (NACK), naming
-// the field — configuration is never silently ignored. Message types that
-// are not listed are rejected when used, except the well-known value types.
-var supported = map[protoreflect.FullName][]string{
+// Fields lists, per Envoy message type, the fields the sidecar implements.
+// A message type not listed is not in the subset; a field of a listed type
+// whose message type is neither listed nor a well-known value type stops
+// the generator.
+var Fields = map[protoreflect.FullName][]string{
 	// Listener
 	"envoy.config.listener.v3.Listener":           {"name", "address", "filter_chains", "stat_prefix", "traffic_direction"},
 	"envoy.config.listener.v3.FilterChain":        {"filters", "transport_socket", "name"},
@@ -126,74 +123,9 @@ var supported = map[protoreflect.FullName][]string{
 	"envoy.config.core.v3.GrpcService.EnvoyGrpc":                      {"cluster_name"},
 }
 
-// valueTypes may be used wholesale wherever a field has them.
-var valueTypes = map[protoreflect.FullName]bool{
+// ValueTypes are the well-known types fields may use wholesale.
+var ValueTypes = map[protoreflect.FullName]bool{
 	"google.protobuf.Duration": true, "google.protobuf.UInt32Value": true, "google.protobuf.UInt64Value": true,
 	"google.protobuf.BoolValue": true, "google.protobuf.DoubleValue": true, "google.protobuf.StringValue": true,
 	"google.protobuf.Empty": true,
-}
-
-var supportedSet = func() map[protoreflect.FullName]map[protoreflect.Name]bool {
-	out := make(map[protoreflect.FullName]map[protoreflect.Name]bool, len(supported))
-	for msg, fields := range supported {
-		set := make(map[protoreflect.Name]bool, len(fields))
-		for _, f := range fields {
-			set[protoreflect.Name(f)] = true
-		}
-		out[msg] = set
-	}
-	return out
-}()
-
-// checkFields walks m and returns an error naming the first set field (as a
-// path from m) that the proxy does not implement. Any fields are unpacked
-// and checked too.
-func checkFields(m proto.Message) error {
-	return walk(m.ProtoReflect(), "")
-}
-
-func walk(m protoreflect.Message, path string) error {
-	name := m.Descriptor().FullName()
-	if valueTypes[name] {
-		return nil
-	}
-	if name == "google.protobuf.Any" {
-		a := m.Interface().(*anypb.Any)
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			return fmt.Errorf("%s: unsupported type %s: %w", strings.TrimPrefix(path, "."), a.GetTypeUrl(), err)
-		}
-		return walk(inner.ProtoReflect(), path)
-	}
-	allowed, ok := supportedSet[name]
-	if !ok {
-		if path == "" {
-			return fmt.Errorf("message type %s is not supported", name)
-		}
-		return fmt.Errorf("field %s: message type %s is not supported", strings.TrimPrefix(path, "."), name)
-	}
-	var err error
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := path + "." + string(fd.Name())
-		if !allowed[fd.Name()] {
-			err = fmt.Errorf("field %s is not supported by this proxy", strings.TrimPrefix(p, "."))
-			return false
-		}
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			l := v.List()
-			for i := 0; i < l.Len() && err == nil; i++ {
-				err = walk(l.Get(i).Message(), fmt.Sprintf("%s[%d]", p, i))
-			}
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				err = walk(mv.Message(), fmt.Sprintf("%s[%q]", p, k.String()))
-				return err == nil
-			})
-		case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
-			err = walk(v.Message(), p)
-		}
-		return err == nil
-	})
-	return err
 }
