@@ -29,8 +29,8 @@ func (p *Proxy) ConfigDump(nacks NackSource) http.Handler {
 			for typ, res := range s.Raw {
 				td := &typeDump{Version: s.Versions[typ], Resources: []json.RawMessage{}}
 				for _, name := range xds.SortedNames(res) {
-					// As Envoy's own type, with every field the control
-					// plane sent (accepted resources have only the subset's).
+					// Decoded with Envoy's own types, so the dump names
+					// Envoy's messages, as Envoy's /config_dump does.
 					m, err := res[name].UnmarshalNew()
 					if err != nil {
 						continue

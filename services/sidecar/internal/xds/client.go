@@ -14,16 +14,17 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	clusterv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/cluster/v3"
-	endpointv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/endpoint/v3"
-	listenerv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/listener/v3"
-	routev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/route/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	clusterv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/cluster/v3"
+	endpointv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/endpoint/v3"
+	listenerv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/listener/v3"
+	routev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/route/v3"
 )
 
 // Node identifies this proxy to the control plane.

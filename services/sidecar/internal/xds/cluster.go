@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	clusterv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/cluster/v3"
 	corev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/core/v3"
 	tlsv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/types/known/wrapperspb"
-
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/breaker"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/outlier"

@@ -18,7 +18,6 @@ import (
 	netrbacv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/network/rbac/v3"
 	tcpv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/transport_sockets/tls/v3"
-
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/fault"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/rbac"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/route"

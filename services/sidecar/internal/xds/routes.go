@@ -12,7 +12,6 @@ import (
 	faultv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/filters/http/fault/v3"
 	matcherv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/type/matcher/v3"
 	typev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/type/v3"
-
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/fault"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/retry"

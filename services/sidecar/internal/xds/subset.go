@@ -27,6 +27,8 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds/supported"
 )
 
 // Resources are decoded into the sidecar's own subset of the Envoy v3
@@ -38,7 +40,7 @@ import (
 // ignored. Decoding into Envoy's full types instead built descriptors and
 // coders for every message type reachable from the resources' files: 2.6 MB
 // of live heap, more than half of the sidecar's.
-const subsetPrefix = "switchyard.xdssubset."
+const subsetPrefix = supported.Prefix
 
 const typeURLPrefix = "type.googleapis.com/"
 
@@ -94,7 +96,8 @@ func checkFields(m proto.Message) error {
 	return walk(m.ProtoReflect(), "")
 }
 
-// valueTypes are the well-known types fields may use wholesale.
+// valueType says whether name is a well-known type, which fields may use
+// wholesale (the generator admits only those in supported.ValueTypes).
 func valueType(name protoreflect.FullName) bool {
 	return strings.HasPrefix(string(name), "google.protobuf.") && name != "google.protobuf.Any"
 }

@@ -40,12 +40,10 @@ import (
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds/supported"
 )
 
-// Prefix is put before Envoy's package names; the sidecar strips it to
-// name a type in a type URL or an error.
-const (
-	prefix       = "switchyard.xdssubset."
-	goImportBase = "github.com/switchyard-mesh/switchyard/proto/"
-)
+// goImportBase is the Go import path of the repository's proto/ directory.
+const goImportBase = "github.com/switchyard-mesh/switchyard/proto/"
+
+const prefix = supported.Prefix
 
 func main() {
 	out := flag.String("out", "", "the proto/ directory of the repository")
@@ -170,8 +168,20 @@ func (s *subset) checkType(fd protoreflect.FieldDescriptor, in protoreflect.Full
 
 // file writes one package's declarations, in Envoy's order.
 func (s *subset) file(pkg protoreflect.FullName, decls []protoreflect.Descriptor) (string, string) {
+	// A total order, so the output does not change from run to run (a
+	// message and an enum of one file can share an index): by file, enums
+	// before messages, then Envoy's order.
+	isMessage := func(d protoreflect.Descriptor) int {
+		if _, ok := d.(protoreflect.MessageDescriptor); ok {
+			return 1
+		}
+		return 0
+	}
 	slices.SortFunc(decls, func(a, b protoreflect.Descriptor) int {
 		if c := strings.Compare(a.ParentFile().Path(), b.ParentFile().Path()); c != 0 {
+			return c
+		}
+		if c := isMessage(a) - isMessage(b); c != 0 {
 			return c
 		}
 		return a.Index() - b.Index()

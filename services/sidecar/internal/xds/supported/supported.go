@@ -6,6 +6,11 @@ package supported
 
 import "google.golang.org/protobuf/reflect/protoreflect"
 
+// Prefix is put before Envoy's package names in the subset's (package
+// envoy.config.cluster.v3 becomes switchyard.xdssubset.envoy.config.cluster.v3);
+// stripping it gives the Envoy name for type URLs and errors.
+const Prefix = "switchyard.xdssubset."
+
 // Fields lists, per Envoy message type, the fields the sidecar implements.
 // A message type not listed is not in the subset; a field of a listed type
 // whose message type is neither listed nor a well-known value type stops
