@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"slices"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds"
 )
 
@@ -29,13 +27,7 @@ func (p *Proxy) ConfigDump(nacks NackSource) http.Handler {
 			for typ, res := range s.Raw {
 				td := &typeDump{Version: s.Versions[typ], Resources: []json.RawMessage{}}
 				for _, name := range xds.SortedNames(res) {
-					// Decoded with Envoy's own types, so the dump names
-					// Envoy's messages, as Envoy's /config_dump does.
-					m, err := res[name].UnmarshalNew()
-					if err != nil {
-						continue
-					}
-					b, err := protojson.Marshal(m)
+					b, err := xds.ResourceJSON(res[name])
 					if err != nil {
 						continue
 					}

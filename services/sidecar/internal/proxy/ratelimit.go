@@ -7,16 +7,20 @@ import (
 	"net/http"
 	"strconv"
 
-	rlcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
-	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	rlcommonv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/service/ratelimit/v3"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/route"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds"
 )
+
+// shouldRateLimit is Envoy's RLS call (envoy.service.ratelimit.v3), made
+// with the sidecar's subset of its messages.
+const shouldRateLimit = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
 
 // globalRateLimit asks the rate limit service (Envoy RLS v3) whether r may
 // pass. On failure, failure_mode_deny decides; the error is logged and counted.
@@ -40,9 +44,8 @@ func (p *Proxy) globalRateLimit(ctx context.Context, listener string, g *xds.Glo
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, g.Timeout)
 		defer cancel()
-		var resp *rlsv3.RateLimitResponse
-		resp, err = rlsv3.NewRateLimitServiceClient(cc).ShouldRateLimit(ctx, req)
-		if err == nil {
+		resp := &rlsv3.RateLimitResponse{}
+		if err = cc.Invoke(ctx, shouldRateLimit, req, resp); err == nil {
 			return resp.GetOverallCode() == rlsv3.RateLimitResponse_OVER_LIMIT, rateLimitHeaders(resp), http.StatusTooManyRequests
 		}
 	}

@@ -10,11 +10,7 @@ import (
 	"sync"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -22,9 +18,12 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	clusterv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/cluster/v3"
+	corev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/core/v3"
 	endpointv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/endpoint/v3"
 	listenerv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/listener/v3"
 	routev3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/config/route/v3"
+	discoveryv3 "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/service/discovery/v3"
+	statuspb "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/google/rpc"
 )
 
 // Node identifies this proxy to the control plane.
@@ -129,7 +128,7 @@ func (c *Client) Run(ctx context.Context) error {
 
 // typeOrder is the order of first subscription (clusters before listeners,
 // as Envoy does, so routes find their clusters).
-var typeOrder = []string{resourcev3.ClusterType, resourcev3.ListenerType}
+var typeOrder = []string{ClusterType, ListenerType}
 
 type subscription struct {
 	names   []string // nil: wildcard
@@ -137,10 +136,17 @@ type subscription struct {
 	nonce   string
 }
 
+// adsMethod and adsStream describe Envoy's ADS call
+// (envoy.service.discovery.v3.AggregatedDiscoveryService), made with the
+// subset's messages.
+const adsMethod = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+
+var adsStream = grpc.StreamDesc{StreamName: "StreamAggregatedResources", ClientStreams: true, ServerStreams: true}
+
 func (c *Client) stream(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(c.cfg.Conn).StreamAggregatedResources(ctx)
+	st, err := c.cfg.Conn.NewStream(ctx, &adsStream, adsMethod)
 	if err != nil {
 		return fmt.Errorf("open ADS stream: %w", err)
 	}
@@ -153,7 +159,7 @@ func (c *Client) stream(ctx context.Context) error {
 			req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: nackErr.Error()}
 		}
 		node = nil // only the first request carries the node
-		return st.Send(req)
+		return st.SendMsg(req)
 	}
 	for _, t := range typeOrder {
 		// Resume from what we accepted before, so a restarted control plane
@@ -168,7 +174,7 @@ func (c *Client) stream(ctx context.Context) error {
 		for _, dep := range []struct {
 			typeURL string
 			names   []string
-		}{{resourcev3.RouteType, s.routeNames()}, {resourcev3.EndpointType, s.edsNames()}} {
+		}{{RouteType, s.routeNames()}, {EndpointType, s.edsNames()}} {
 			names := slices.Compact(slices.Sorted(slices.Values(dep.names)))
 			if names == nil {
 				names = []string{}
@@ -197,8 +203,8 @@ func (c *Client) stream(ctx context.Context) error {
 	c.connected.Set(1)
 	c.log.Info("ADS stream up")
 	for {
-		resp, err := st.Recv()
-		if err != nil {
+		resp := &discoveryv3.DiscoveryResponse{}
+		if err := st.RecvMsg(resp); err != nil {
 			return fmt.Errorf("receive: %w", err)
 		}
 		sub, ok := subs[resp.GetTypeUrl()]
@@ -256,13 +262,13 @@ func (c *Client) node() *corev3.Node {
 
 func shortType(t string) string {
 	switch t {
-	case resourcev3.ListenerType:
+	case ListenerType:
 		return "LDS"
-	case resourcev3.RouteType:
+	case RouteType:
 		return "RDS"
-	case resourcev3.ClusterType:
+	case ClusterType:
 		return "CDS"
-	case resourcev3.EndpointType:
+	case EndpointType:
 		return "EDS"
 	}
 	return t
@@ -300,13 +306,13 @@ func (c *Client) apply(resp *discoveryv3.DiscoveryResponse) (*Snapshot, error) {
 	// State of the world: resources not in the response are gone. For RDS
 	// and EDS, only names we still subscribe to are kept.
 	switch resp.GetTypeUrl() {
-	case resourcev3.ListenerType:
+	case ListenerType:
 		prune(next.Listeners, raw)
-	case resourcev3.ClusterType:
+	case ClusterType:
 		prune(next.Clusters, raw)
-	case resourcev3.RouteType:
+	case RouteType:
 		prune(next.Routes, raw)
-	case resourcev3.EndpointType:
+	case EndpointType:
 		prune(next.Endpoints, raw)
 	}
 	next.Raw[resp.GetTypeUrl()] = raw

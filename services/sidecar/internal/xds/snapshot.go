@@ -10,7 +10,6 @@ package xds
 import (
 	"maps"
 
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/route"
@@ -66,10 +65,10 @@ func (s *Snapshot) edsNames() []string {
 // Warm reports whether everything the listeners and clusters refer to has
 // arrived: only then may the proxy report ready.
 func (s *Snapshot) Warm() bool {
-	if _, ok := s.Versions[resourcev3.ListenerType]; !ok {
+	if _, ok := s.Versions[ListenerType]; !ok {
 		return false
 	}
-	if _, ok := s.Versions[resourcev3.ClusterType]; !ok {
+	if _, ok := s.Versions[ClusterType]; !ok {
 		return false
 	}
 	for _, n := range s.routeNames() {

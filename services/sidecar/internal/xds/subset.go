@@ -4,30 +4,14 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	// Envoy's own message types name the fields the subset leaves out (in
-	// NACKs) and show accepted resources in /config_dump; only those rare
-	// paths build their descriptors.
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-
+	"github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds/supported"
 )
 
@@ -39,10 +23,20 @@ import (
 // invalid (NACK) with an error naming it — configuration is never silently
 // ignored. Decoding into Envoy's full types instead built descriptors and
 // coders for every message type reachable from the resources' files: 2.6 MB
-// of live heap, more than half of the sidecar's.
+// of live heap, more than half of the sidecar's. The ADS and RLS messages
+// are in the subset too, so the sidecar links none of go-control-plane's
+// generated code.
 const subsetPrefix = supported.Prefix
 
 const typeURLPrefix = "type.googleapis.com/"
+
+// The resource types of ADS, by type URL.
+const (
+	ListenerType = typeURLPrefix + "envoy.config.listener.v3.Listener"
+	RouteType    = typeURLPrefix + "envoy.config.route.v3.RouteConfiguration"
+	ClusterType  = typeURLPrefix + "envoy.config.cluster.v3.Cluster"
+	EndpointType = typeURLPrefix + "envoy.config.endpoint.v3.ClusterLoadAssignment"
+)
 
 // envoyName is the Envoy name of a subset descriptor.
 func envoyName(d protoreflect.Descriptor) protoreflect.FullName {
@@ -143,16 +137,67 @@ func walk(m protoreflect.Message, path string) error {
 	return err
 }
 
-// unknownFieldName names the first unknown field of a subset message by
-// Envoy's descriptor of the same type (built only on this error path).
+// unknownFieldName names the first unknown field of a subset message as
+// Envoy's type of the same name does.
 func unknownFieldName(d protoreflect.MessageDescriptor, unknown []byte) string {
 	num, _, _ := protowire.ConsumeTag(unknown)
-	if ed, err := protoregistry.GlobalFiles.FindDescriptorByName(envoyName(d)); err == nil {
-		if md, ok := ed.(protoreflect.MessageDescriptor); ok {
-			if fd := md.Fields().ByNumber(num); fd != nil {
-				return string(fd.Name())
-			}
-		}
+	if name, ok := omittedField(envoyName(d), num); ok {
+		return name
 	}
 	return fmt.Sprintf("number %d (unknown to Envoy's %s)", num, envoyName(d))
+}
+
+// omittedField looks up Envoy's name of a field the subset leaves out in
+// the generated table (one line per type: "<type> <number>=<name> …").
+func omittedField(msg protoreflect.FullName, num protowire.Number) (string, bool) {
+	table := xdssubset.OmittedFields
+	i := strings.Index(table, "\n"+string(msg)+" ")
+	if i < 0 {
+		return "", false
+	}
+	line := table[i+1:]
+	if end := strings.IndexByte(line, '\n'); end >= 0 {
+		line = line[:end]
+	}
+	want := fmt.Sprintf("%d=", num)
+	for _, f := range strings.Fields(line)[1:] {
+		if name, ok := strings.CutPrefix(f, want); ok {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// ResourceJSON renders an accepted resource as Envoy's /config_dump does:
+// protobuf JSON with Envoy's type URLs in nested Any fields. Accepted
+// resources have no field outside the subset, so the subset's types show
+// all of them.
+func ResourceJSON(a *anypb.Any) ([]byte, error) {
+	m, err := decodeResource(a)
+	if err != nil {
+		return nil, err
+	}
+	return protojson.MarshalOptions{Resolver: envoyNames{}}.Marshal(m)
+}
+
+// envoyNames resolves Envoy's type names and URLs to the subset's types.
+type envoyNames struct{}
+
+func (envoyNames) FindMessageByName(name protoreflect.FullName) (protoreflect.MessageType, error) {
+	if mt, err := protoregistry.GlobalTypes.FindMessageByName(subsetPrefix + name); err == nil {
+		return mt, nil
+	}
+	return protoregistry.GlobalTypes.FindMessageByName(name) // well-known types
+}
+
+func (r envoyNames) FindMessageByURL(url string) (protoreflect.MessageType, error) {
+	return r.FindMessageByName(protoreflect.FullName(url[strings.LastIndexByte(url, '/')+1:]))
+}
+
+func (envoyNames) FindExtensionByName(name protoreflect.FullName) (protoreflect.ExtensionType, error) {
+	return protoregistry.GlobalTypes.FindExtensionByName(name)
+}
+
+func (envoyNames) FindExtensionByNumber(message protoreflect.FullName, field protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
+	return protoregistry.GlobalTypes.FindExtensionByNumber(message, field)
 }

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	envoyendpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	envoylistenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	envoyroutev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -60,7 +62,7 @@ func validateListener(t testing.TB, c *envoylistenerv3.Listener) (ListenerConfig
 // written from and against Envoy: every listed field is there with Envoy's
 // number and kind, and nothing else is (run `make proto` when it fails).
 func TestSubsetIsTheTable(t *testing.T) {
-	for name, fields := range supported.Fields {
+	for name, fields := range allTables() {
 		sub, err := newSubset(typeURLPrefix + string(name))
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -89,6 +91,56 @@ func TestSubsetIsTheTable(t *testing.T) {
 			if sf.Enum() != nil && envoyName(sf.Enum()) != ef.Enum().FullName() {
 				t.Errorf("%s.%s: enum %s, Envoy's %s", name, f, sf.Enum().FullName(), ef.Enum().FullName())
 			}
+		}
+	}
+}
+
+// allTables is the subset's message types with their fields: configuration
+// and the ADS and RLS messages.
+func allTables() map[protoreflect.FullName][]string {
+	all := maps.Clone(supported.Fields)
+	maps.Copy(all, supported.Messages)
+	return all
+}
+
+// TestOmittedFieldsAreNamed: every field of Envoy's types that the subset
+// leaves out is named in NACKs as Envoy names it, and no field the subset
+// has is in the table of omitted ones.
+func TestOmittedFieldsAreNamed(t *testing.T) {
+	types := 0
+	protoregistry.GlobalTypes.RangeMessages(func(mt protoreflect.MessageType) bool {
+		sd := mt.Descriptor()
+		if !strings.HasPrefix(string(sd.FullName()), subsetPrefix) {
+			return true
+		}
+		types++
+		ed := envoyDescriptor(t, envoyName(sd))
+		for i := 0; i < ed.Fields().Len(); i++ {
+			ef := ed.Fields().Get(i)
+			name, omitted := omittedField(ed.FullName(), ef.Number())
+			switch inSubset := sd.Fields().ByNumber(ef.Number()) != nil; {
+			case inSubset && omitted:
+				t.Errorf("%s.%s is in the subset and in the table of omitted fields", ed.FullName(), ef.Name())
+			case !inSubset && name != string(ef.Name()):
+				t.Errorf("%s field %d: named %q, Envoy's name is %s", ed.FullName(), ef.Number(), name, ef.Name())
+			}
+		}
+		return true
+	})
+	if types < len(allTables()) {
+		t.Fatalf("%d subset types registered, the tables list %d", types, len(allTables()))
+	}
+	if _, ok := omittedField("envoy.config.cluster.v3.Cluster", 1048575); ok {
+		t.Error("a number Envoy does not have is named")
+	}
+}
+
+// TestTypeURLs: the sidecar's type URLs are go-control-plane's.
+func TestTypeURLs(t *testing.T) {
+	for got, want := range map[string]string{ListenerType: resourcev3.ListenerType, RouteType: resourcev3.RouteType,
+		ClusterType: resourcev3.ClusterType, EndpointType: resourcev3.EndpointType} {
+		if got != want {
+			t.Errorf("type URL %s, go-control-plane's %s", got, want)
 		}
 	}
 }
@@ -257,4 +309,20 @@ func FuzzValidate(f *testing.F) {
 			_, _ = ValidateListener(&l)
 		}
 	})
+}
+
+// TestEnvoyNamesResolveToTheSubset: /config_dump prints nested Any fields
+// with the subset's types (the binary has no others), well-known types
+// with their own.
+func TestEnvoyNamesResolveToTheSubset(t *testing.T) {
+	for url, want := range map[string]string{
+		typeURLPrefix + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager": subsetPrefix + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+		ClusterType: subsetPrefix + "envoy.config.cluster.v3.Cluster",
+		typeURLPrefix + "google.protobuf.Duration": "google.protobuf.Duration",
+	} {
+		mt, err := envoyNames{}.FindMessageByURL(url)
+		if err != nil || string(mt.Descriptor().FullName()) != want {
+			t.Errorf("%s resolves to %v (%v), want %s", url, mt, err, want)
+		}
+	}
 }

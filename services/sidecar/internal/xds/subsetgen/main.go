@@ -1,18 +1,22 @@
 // Command subsetgen writes the .proto files of the Envoy v3 subset the
 // sidecar decodes xDS resources into (proto/switchyard/xdssubset): the
-// message types and fields in package supported's table, with Envoy's
+// message types and fields in package supported's tables, with Envoy's
 // names, field numbers, types, oneofs and enums, under the package prefix
 // switchyard.xdssubset. A field the sidecar does not implement is then not
 // in its message type at all, so a resource that sets one decodes with
 // unknown fields — the sidecar's NACK condition — and the process never
 // builds descriptors and coders for the hundreds of Envoy message types it
-// does not read. Run it with `make proto` after changing the table.
+// does not read. The ADS and RLS messages are in the subset too, so the
+// sidecar links none of Envoy's generated code; Envoy's names of the
+// fields left out go to a table of their own (omitted.go), to name them in
+// NACKs. Run it with `make proto` after changing the tables.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"log"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +25,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	// The Envoy packages whose message types the table names.
+	// The Envoy packages whose message types the tables name.
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -36,6 +40,9 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	_ "google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds/supported"
 )
@@ -78,9 +85,23 @@ type subset struct {
 
 func (s *subset) keptMessage(name protoreflect.FullName) bool { return s.fields[name] != nil }
 
-// build resolves the table against Envoy's descriptors and returns the
+// tables are the message types the subset keeps, with their fields:
+// configuration and the ADS and RLS messages.
+func tables() map[protoreflect.FullName][]string {
+	all := maps.Clone(supported.Fields)
+	for name, fields := range supported.Messages {
+		if _, dup := all[name]; dup {
+			log.Fatalf("subsetgen: %s is in both supported.Fields and supported.Messages", name)
+		}
+		all[name] = fields
+	}
+	return all
+}
+
+// build resolves the tables against Envoy's descriptors and returns the
 // text of each file by path.
 func build() (map[string]string, error) {
+	table := tables()
 	s := &subset{fields: map[protoreflect.FullName]map[protoreflect.Name]bool{}, enums: map[protoreflect.FullName]bool{}}
 	byPackage := map[protoreflect.FullName][]protoreflect.Descriptor{}
 	keep := func(d protoreflect.Descriptor) {
@@ -99,7 +120,7 @@ func build() (map[string]string, error) {
 			break
 		}
 	}
-	for _, name := range slices.Sorted(mapKeys(supported.Fields)) {
+	for _, name := range slices.Sorted(maps.Keys(table)) {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -109,7 +130,7 @@ func build() (map[string]string, error) {
 			return nil, fmt.Errorf("%s is not a message type", name)
 		}
 		keep(md)
-		for _, f := range supported.Fields[name] {
+		for _, f := range table[name] {
 			fd := md.Fields().ByName(protoreflect.Name(f))
 			if fd == nil {
 				return nil, fmt.Errorf("%s has no field %s", name, f)
@@ -120,12 +141,12 @@ func build() (map[string]string, error) {
 				keep(fd.Message())
 				for _, kv := range []protoreflect.FieldDescriptor{fd.MapKey(), fd.MapValue()} {
 					s.fields[fd.Message().FullName()][kv.Name()] = true
-					if err := s.checkType(kv, name); err != nil {
+					if err := s.checkType(table, kv, name); err != nil {
 						return nil, err
 					}
 				}
 			default:
-				if err := s.checkType(fd, name); err != nil {
+				if err := s.checkType(table, fd, name); err != nil {
 					return nil, err
 				}
 				if fd.Enum() != nil {
@@ -151,17 +172,52 @@ func build() (map[string]string, error) {
 		path, text := s.file(pkg, decls)
 		files[path] = text
 	}
+	files[filepath.Join(strings.ReplaceAll(prefix, ".", "/"), "omitted.go")] = s.omitted()
 	return files, nil
 }
 
+// omitted writes the names Envoy gives the fields the subset leaves out,
+// one line per message type: "<Envoy type> <number>=<name> …". A string
+// constant, so the sidecar pays nothing for it until it names a field in
+// a NACK.
+func (s *subset) omitted() string {
+	var b strings.Builder
+	b.WriteString("// Code generated by subsetgen (services/sidecar/internal/xds/subsetgen). DO NOT EDIT.\n\n")
+	b.WriteString("// Package xdssubset holds the names of the Envoy fields that the sidecar's\n")
+	b.WriteString("// subset of the Envoy API (the packages below this one) leaves out, so\n")
+	b.WriteString("// that a NACK names the field a control plane set.\n")
+	b.WriteString("package xdssubset\n\n")
+	b.WriteString("// OmittedFields has one line per message type of the subset, each\n")
+	b.WriteString("// preceded by a newline: \"<Envoy type> <number>=<name> …\", the fields of\n")
+	b.WriteString("// Envoy's type that the subset's does not have.\n")
+	b.WriteString("const OmittedFields = \"\" +\n")
+	names := slices.Sorted(maps.Keys(s.fields))
+	for i, name := range names {
+		d, _ := protoregistry.GlobalFiles.FindDescriptorByName(name)
+		md := d.(protoreflect.MessageDescriptor)
+		line := "\n" + string(name)
+		for j := 0; j < md.Fields().Len(); j++ {
+			if fd := md.Fields().Get(j); !s.fields[name][fd.Name()] {
+				line += fmt.Sprintf(" %d=%s", fd.Number(), fd.Name())
+			}
+		}
+		sep := " +"
+		if i == len(names)-1 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "\t%q%s\n", line, sep)
+	}
+	return b.String()
+}
+
 // checkType refuses a field whose message type the subset does not have.
-func (s *subset) checkType(fd protoreflect.FieldDescriptor, in protoreflect.FullName) error {
+func (s *subset) checkType(table map[protoreflect.FullName][]string, fd protoreflect.FieldDescriptor, in protoreflect.FullName) error {
 	m := fd.Message()
 	if m == nil || fd.IsMap() || m.FullName() == "google.protobuf.Any" || supported.ValueTypes[m.FullName()] {
 		return nil
 	}
-	if _, ok := supported.Fields[m.FullName()]; !ok {
-		return fmt.Errorf("%s.%s has type %s, which the table does not list", in, fd.Name(), m.FullName())
+	if _, ok := table[m.FullName()]; !ok {
+		return fmt.Errorf("%s.%s has type %s, which the tables do not list", in, fd.Name(), m.FullName())
 	}
 	return nil
 }
@@ -199,10 +255,10 @@ func (s *subset) file(pkg protoreflect.FullName, decls []protoreflect.Descriptor
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "// Code generated by subsetgen (services/sidecar/internal/xds/subsetgen). DO NOT EDIT.\n")
-	fmt.Fprintf(&b, "//\n// The part of Envoy's %s that the Switchyard sidecar implements:\n", pkg)
-	fmt.Fprintf(&b, "// same message names, field names and numbers; fields it does not\n// implement are left out, so they decode as unknown fields (NACK).\n\n")
+	fmt.Fprintf(&b, "//\n// The part of %s (Envoy's API) that the Switchyard sidecar uses:\n", pkg)
+	fmt.Fprintf(&b, "// same message names, field names and numbers; fields it does not\n// implement are left out, so in a resource they decode as unknown\n// fields (NACK).\n\n")
 	fmt.Fprintf(&b, "syntax = \"proto3\";\n\npackage %s%s;\n\n", prefix, pkg)
-	for _, imp := range slices.Sorted(mapKeys(w.imports)) {
+	for _, imp := range slices.Sorted(maps.Keys(w.imports)) {
 		fmt.Fprintf(&b, "import %q;\n", imp)
 	}
 	if len(w.imports) > 0 {
@@ -320,14 +376,4 @@ func (w *writer) enum(ed protoreflect.EnumDescriptor, indent string) {
 		fmt.Fprintf(&w.b, "%s  %s = %d;\n", indent, v.Name(), v.Number())
 	}
 	fmt.Fprintf(&w.b, "%s}\n", indent)
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

@@ -128,9 +128,30 @@ var Fields = map[protoreflect.FullName][]string{
 	"envoy.config.core.v3.GrpcService.EnvoyGrpc":                      {"cluster_name"},
 }
 
+// Messages lists the fields of the Envoy API messages the sidecar
+// exchanges with the control plane (ADS) and the rate limit service (RLS):
+// what it sends and what it reads. They are not configuration, so a field
+// left out here is ignored when it arrives, as by any gRPC client of an
+// older version of the API; with these in the subset the sidecar needs
+// none of go-control-plane's generated code.
+var Messages = map[protoreflect.FullName][]string{
+	// ADS (envoy.service.discovery.v3.AggregatedDiscoveryService)
+	"envoy.service.discovery.v3.DiscoveryRequest":  {"version_info", "node", "resource_names", "type_url", "response_nonce", "error_detail"},
+	"envoy.service.discovery.v3.DiscoveryResponse": {"version_info", "resources", "type_url", "nonce"},
+	"envoy.config.core.v3.Node":                    {"id", "cluster", "metadata", "locality", "user_agent_name"},
+	"google.rpc.Status":                            {"code", "message"},
+	// RLS (envoy.service.ratelimit.v3.RateLimitService)
+	"envoy.service.ratelimit.v3.RateLimitRequest":                    {"domain", "descriptors", "hits_addend"},
+	"envoy.extensions.common.ratelimit.v3.RateLimitDescriptor":       {"entries"},
+	"envoy.extensions.common.ratelimit.v3.RateLimitDescriptor.Entry": {"key", "value"},
+	"envoy.service.ratelimit.v3.RateLimitResponse":                   {"overall_code", "statuses"},
+	"envoy.service.ratelimit.v3.RateLimitResponse.DescriptorStatus":  {"code", "current_limit", "limit_remaining", "duration_until_reset"},
+	"envoy.service.ratelimit.v3.RateLimitResponse.RateLimit":         {"requests_per_unit"},
+}
+
 // ValueTypes are the well-known types fields may use wholesale.
 var ValueTypes = map[protoreflect.FullName]bool{
 	"google.protobuf.Duration": true, "google.protobuf.UInt32Value": true, "google.protobuf.UInt64Value": true,
 	"google.protobuf.BoolValue": true, "google.protobuf.DoubleValue": true, "google.protobuf.StringValue": true,
-	"google.protobuf.Empty": true,
+	"google.protobuf.Empty": true, "google.protobuf.Struct": true,
 }
