@@ -76,7 +76,7 @@ func DefaultConfig() Config {
 			TTL:        10 * time.Second,
 		},
 		Drain:         5 * time.Second,
-		RuntimeConfig: service.RuntimeConfig{Concurrency: 1, GCPercent: 100},
+		RuntimeConfig: service.RuntimeConfig{Concurrency: 1, GCPercent: 200},
 	}
 }
 
