@@ -1,28 +1,11 @@
 package xds
 
-// Every Envoy package whose types the subset keeps, so that the tests can
-// build resources with Envoy's types and check the subset against Envoy's
-// descriptors (the sidecar itself links none of them); and the subset's
-// packages for RLS, which only package proxy uses.
 import (
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
-	_ "google.golang.org/genproto/googleapis/rpc/status"
+	// Envoy's types, to build resources as a control plane does and to
+	// check the subset against Envoy's descriptors.
+	_ "github.com/switchyard-mesh/switchyard/services/sidecar/internal/xds/envoyapi"
 
+	// The subset's packages for RLS, which only package proxy uses.
 	_ "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/extensions/common/ratelimit/v3"
 	_ "github.com/switchyard-mesh/switchyard/proto/switchyard/xdssubset/envoy/service/ratelimit/v3"
 )
