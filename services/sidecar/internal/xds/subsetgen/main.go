@@ -70,21 +70,24 @@ func (s *subset) keptMessage(name protoreflect.FullName) bool { return s.fields[
 
 // tables are the message types the subset keeps, with their fields:
 // configuration and the ADS and RLS messages.
-func tables() map[protoreflect.FullName][]string {
+func tables() (map[protoreflect.FullName][]string, error) {
 	all := maps.Clone(supported.Fields)
 	for name, fields := range supported.Messages {
 		if _, dup := all[name]; dup {
-			log.Fatalf("subsetgen: %s is in both supported.Fields and supported.Messages", name)
+			return nil, fmt.Errorf("%s is in both supported.Fields and supported.Messages", name)
 		}
 		all[name] = fields
 	}
-	return all
+	return all, nil
 }
 
 // build resolves the tables against Envoy's descriptors and returns the
 // text of each file by path.
 func build() (map[string]string, error) {
-	table := tables()
+	table, err := tables()
+	if err != nil {
+		return nil, err
+	}
 	s := &subset{fields: map[protoreflect.FullName]map[protoreflect.Name]bool{}, enums: map[protoreflect.FullName]bool{}}
 	byPackage := map[protoreflect.FullName][]protoreflect.Descriptor{}
 	keep := func(d protoreflect.Descriptor) {
@@ -124,12 +127,12 @@ func build() (map[string]string, error) {
 				keep(fd.Message())
 				for _, kv := range []protoreflect.FieldDescriptor{fd.MapKey(), fd.MapValue()} {
 					s.fields[fd.Message().FullName()][kv.Name()] = true
-					if err := s.checkType(table, kv, name); err != nil {
+					if err := checkType(table, kv, name); err != nil {
 						return nil, err
 					}
 				}
 			default:
-				if err := s.checkType(table, fd, name); err != nil {
+				if err := checkType(table, fd, name); err != nil {
 					return nil, err
 				}
 				if fd.Enum() != nil {
@@ -193,8 +196,8 @@ func (s *subset) omitted() string {
 	return b.String()
 }
 
-// checkType refuses a field whose message type the subset does not have.
-func (s *subset) checkType(table map[protoreflect.FullName][]string, fd protoreflect.FieldDescriptor, in protoreflect.FullName) error {
+// checkType refuses a field whose message type the tables do not list.
+func checkType(table map[protoreflect.FullName][]string, fd protoreflect.FieldDescriptor, in protoreflect.FullName) error {
 	m := fd.Message()
 	if m == nil || fd.IsMap() || m.FullName() == "google.protobuf.Any" || supported.ValueTypes[m.FullName()] {
 		return nil
