@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math"
 	"math/big"
 	"net"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/switchyard-mesh/switchyard/test/harness"
+	"github.com/switchyard-mesh/switchyard/test/sidecar/paired"
 )
 
 // TestBenchmarkSidecarPair measures what a client+server sidecar pair with
@@ -183,9 +183,9 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 			if i == len(tg.runs) {
 				label, base = "median", medianRun(direct.runs)
 			}
-			line := fmt.Sprintf("%-22s %-6s %9s %9s %9s %9s %6d", tg.name, label, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.p999), r.errs)
+			line := fmt.Sprintf("%-22s %-6s %9s %9s %9s %9s %6d", tg.name, label, paired.Ms(r.p50), paired.Ms(r.p90), paired.Ms(r.p99), paired.Ms(r.p999), r.errs)
 			if tg != direct {
-				line += fmt.Sprintf(" %10s %10s   %.3f/%.3f   %.1f/%.1f   %5.1f/%.1f", "+"+ms(r.p50-base.p50), "+"+ms(r.p99-base.p99), r.cpu[0], r.cpu[1], r.switches[0], r.switches[1], r.preempted[0], r.preempted[1])
+				line += fmt.Sprintf(" %10s %10s   %.3f/%.3f   %.1f/%.1f   %5.1f/%.1f", "+"+paired.Ms(r.p50-base.p50), "+"+paired.Ms(r.p99-base.p99), r.cpu[0], r.cpu[1], r.switches[0], r.switches[1], r.preempted[0], r.preempted[1])
 			}
 			fmt.Fprintln(&report, line)
 		}
@@ -195,23 +195,10 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	// the same round takes out what the machine did to both.
 	for _, ref := range targets[2:] {
 		diffs := make([]time.Duration, len(ref.runs))
-		higher := 0
 		for i, r := range ref.runs {
 			diffs[i] = targets[1].runs[i].p99 - r.p99
-			if diffs[i] > 0 {
-				higher++
-			}
 		}
-		lo, hi, coverage := medianInterval(diffs, 0.95)
-		verdict := "not distinguishable from 0"
-		switch {
-		case lo > 0:
-			verdict = "the sidecar pair's is higher"
-		case hi < 0:
-			verdict = "the sidecar pair's is lower"
-		}
-		fmt.Fprintf(&report, "paired p99, sidecar pair minus %s in the same round: median %s, higher in %d of %d rounds; %.0f %% interval of the median [%s, %s]: %s\n",
-			ref.name, signedMs(median(diffs)), higher, len(diffs), 100*coverage, signedMs(lo), signedMs(hi), verdict)
+		fmt.Fprintf(&report, "paired p99, sidecar pair minus %s in the same round: %s\n", ref.name, paired.Summarize(diffs, 0.95))
 	}
 	fmt.Fprintf(&report, "RSS after the %d rps rounds: %s\n%s\n", rps, steadyRSS, gcLine)
 	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
@@ -247,47 +234,6 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	}
 }
 
-// median is the median of v (the mean of the middle two for an even count).
-func median[T int | float64 | time.Duration](v []T) T {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-// medianInterval is a distribution-free confidence interval for the
-// median of v: the k-th smallest and k-th largest values, for the largest
-// k whose coverage, 1 − 2·P(Binomial(n, ½) < k), is at least level (k = 1,
-// the whole range, when no k reaches it). It needs no assumption about
-// how the rounds' figures are distributed, only that rounds are
-// independent.
-func medianInterval(v []time.Duration, level float64) (lo, hi time.Duration, coverage float64) {
-	sorted := slices.Clone(v)
-	slices.Sort(sorted)
-	n := len(sorted)
-	// below[k] = P(X < k) for X ~ Binomial(n, ½).
-	below := make([]float64, n+1)
-	p := math.Pow(0.5, float64(n)) // P(X = 0)
-	for k := 1; k <= n; k++ {
-		below[k] = below[k-1] + p
-		p = p * float64(n-k+1) / float64(k)
-	}
-	k := 1
-	for k+1 <= (n+1)/2 && 1-2*below[k+1] >= level {
-		k++
-	}
-	return sorted[k-1], sorted[n-k], 1 - 2*below[k]
-}
-
-func signedMs(d time.Duration) string {
-	if d < 0 {
-		return "-" + ms(-d)
-	}
-	return "+" + ms(d)
-}
-
 // benchRun is one target's figures in one round.
 type benchRun struct {
 	p50, p90, p99, p999 time.Duration
@@ -306,7 +252,7 @@ func medianRun(runs []benchRun) benchRun {
 		for i, r := range runs {
 			v[i] = f(r)
 		}
-		return median(v)
+		return paired.Median(v)
 	}
 	d := func(f func(benchRun) time.Duration) time.Duration {
 		return time.Duration(med(func(r benchRun) float64 { return float64(f(r)) }))
@@ -387,8 +333,6 @@ func fetchProfile(admin, what, file string) {
 	b, _ := io.ReadAll(resp.Body)
 	_ = os.WriteFile(file, b, 0o644)
 }
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }
 
 var benchClient = &http.Client{Timeout: 10 * time.Second}
 
@@ -555,37 +499,5 @@ func writePKI(t *testing.T, dir string) {
 		write(name+".pem", der, "CERTIFICATE")
 		kb, _ := x509.MarshalECPrivateKey(key)
 		write(name+".key", kb, "EC PRIVATE KEY")
-	}
-}
-
-func TestMedianInterval(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		out := make([]time.Duration, len(v))
-		for i, x := range v {
-			out[i] = time.Duration(x) * time.Millisecond
-		}
-		return out
-	}
-	tests := []struct {
-		name     string
-		v        []time.Duration
-		lo, hi   time.Duration
-		coverage float64
-	}{
-		// n = 8: k = 1 covers 1 − 2/256; k = 2 only 1 − 2·9/256 ≈ 93 %.
-		{"8 rounds", ms(8, 1, 7, 2, 6, 3, 5, 4), time.Millisecond, 8 * time.Millisecond, 1 - 2.0/256},
-		// n = 16: k = 4 covers 1 − 2·697/65536 ≈ 97.9 %; k = 5 ≈ 92.3 %.
-		{"16 rounds", ms(16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 4 * time.Millisecond, 13 * time.Millisecond, 1 - 2*697.0/65536},
-		// n = 3: no k reaches 95 %: the whole range, at 75 %.
-		{"3 rounds", ms(3, -1, 2), -time.Millisecond, 3 * time.Millisecond, 0.75},
-		{"1 round", ms(5), 5 * time.Millisecond, 5 * time.Millisecond, 0},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			lo, hi, coverage := medianInterval(tc.v, 0.95)
-			if lo != tc.lo || hi != tc.hi || math.Abs(coverage-tc.coverage) > 1e-9 {
-				t.Fatalf("got [%v, %v] at %.4f, want [%v, %v] at %.4f", lo, hi, coverage, tc.lo, tc.hi, tc.coverage)
-			}
-		})
 	}
 }
