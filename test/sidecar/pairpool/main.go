@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -53,13 +54,7 @@ func main() {
 			}
 		}
 	}
-	for _, ref := range slices.Sorted(func(yield func(string) bool) {
-		for k := range diffs {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, ref := range slices.Sorted(maps.Keys(diffs)) {
 		fmt.Printf("paired p99, sidecar pair minus %s, %d runs pooled: %s\n", ref, flag.NArg(), paired.Summarize(diffs[ref], *level))
 	}
 }

@@ -75,8 +75,8 @@ func decodeResource(a *anypb.Any) (proto.Message, error) {
 
 // newSubset returns an empty subset message for an Envoy type URL.
 func newSubset(url string) (proto.Message, error) {
-	name := url[strings.LastIndexByte(url, '/')+1:]
-	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(subsetPrefix + name))
+	name := typeName(url)
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(subsetPrefix + name)
 	if err != nil {
 		return nil, fmt.Errorf("message type %s is not supported", name)
 	}
@@ -191,7 +191,12 @@ func (envoyNames) FindMessageByName(name protoreflect.FullName) (protoreflect.Me
 }
 
 func (r envoyNames) FindMessageByURL(url string) (protoreflect.MessageType, error) {
-	return r.FindMessageByName(protoreflect.FullName(url[strings.LastIndexByte(url, '/')+1:]))
+	return r.FindMessageByName(typeName(url))
+}
+
+// typeName is the message name of a type URL (after its last slash).
+func typeName(url string) protoreflect.FullName {
+	return protoreflect.FullName(url[strings.LastIndexByte(url, '/')+1:])
 }
 
 func (envoyNames) FindExtensionByName(name protoreflect.FullName) (protoreflect.ExtensionType, error) {

@@ -68,23 +68,10 @@ type subset struct {
 
 func (s *subset) keptMessage(name protoreflect.FullName) bool { return s.fields[name] != nil }
 
-// tables are the message types the subset keeps, with their fields:
-// configuration and the ADS and RLS messages.
-func tables() (map[protoreflect.FullName][]string, error) {
-	all := maps.Clone(supported.Fields)
-	for name, fields := range supported.Messages {
-		if _, dup := all[name]; dup {
-			return nil, fmt.Errorf("%s is in both supported.Fields and supported.Messages", name)
-		}
-		all[name] = fields
-	}
-	return all, nil
-}
-
 // build resolves the tables against Envoy's descriptors and returns the
 // text of each file by path.
 func build() (map[string]string, error) {
-	table, err := tables()
+	table, err := supported.All()
 	if err != nil {
 		return nil, err
 	}

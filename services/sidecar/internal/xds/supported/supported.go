@@ -4,7 +4,12 @@
 // resources into that subset and refuses any field outside it.
 package supported
 
-import "google.golang.org/protobuf/reflect/protoreflect"
+import (
+	"fmt"
+	"maps"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
 
 // Prefix is put before Envoy's package names in the subset's (package
 // envoy.config.cluster.v3 becomes switchyard.xdssubset.envoy.config.cluster.v3);
@@ -147,6 +152,19 @@ var Messages = map[protoreflect.FullName][]string{
 	"envoy.service.ratelimit.v3.RateLimitResponse":                   {"overall_code", "statuses"},
 	"envoy.service.ratelimit.v3.RateLimitResponse.DescriptorStatus":  {"code", "current_limit", "limit_remaining", "duration_until_reset"},
 	"envoy.service.ratelimit.v3.RateLimitResponse.RateLimit":         {"requests_per_unit"},
+}
+
+// All is every message type of the subset with its fields: Fields and
+// Messages together (a type may be in only one of them).
+func All() (map[protoreflect.FullName][]string, error) {
+	all := maps.Clone(Fields)
+	for name, fields := range Messages {
+		if _, dup := all[name]; dup {
+			return nil, fmt.Errorf("%s is in both supported.Fields and supported.Messages", name)
+		}
+		all[name] = fields
+	}
+	return all, nil
 }
 
 // ValueTypes are the well-known types fields may use wholesale.
