@@ -292,8 +292,10 @@ func (c *serverConn) serve() {
 	if s.ConnContext != nil {
 		c.ctx = s.ConnContext(c.ctx, c.nc)
 	}
-	c.ctx, c.cancel = context.WithCancelCause(c.ctx)
+	var ctx context.Context
+	ctx, c.cancel = context.WithCancelCause(c.ctx)
 	defer c.cancel(nil)
+	c.ctx = newRequestContext(ctx)
 	c.remote = c.nc.RemoteAddr().String()
 	for c.serveOne() {
 	}

@@ -207,25 +207,25 @@ func (c *conn) roundTrip(req *http.Request, reused bool, deadline time.Time) (*h
 	}
 	// A cancelled request interrupts whatever I/O is in progress, here or
 	// while the caller reads the body.
-	stop := context.AfterFunc(req.Context(), func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	w := watchCancel(req.Context(), c)
 	if err := writeRequest(c.bw, req); err != nil {
-		stop()
+		w.stop()
 		return nil, c.staleOr(reused, false, fmt.Errorf("h1: write request to %s: %w", c.addr, err))
 	}
 	if err := c.bw.Flush(); err != nil {
-		stop()
+		w.stop()
 		return nil, c.staleOr(reused, false, fmt.Errorf("h1: write request to %s: %w", c.addr, err))
 	}
 	// Whether the server closed the connection while idle is decided by
 	// the first byte alone: after it, a failure is the response's own.
 	if _, err := c.br.Peek(1); err != nil {
-		stop()
+		w.stop()
 		return nil, c.staleOr(reused, true, fmt.Errorf("h1: read response from %s: %w", c.addr, err))
 	}
 	for {
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
-			stop()
+			w.stop()
 			return nil, fmt.Errorf("h1: read response from %s: %w", c.addr, err)
 		}
 		switch {
@@ -233,17 +233,17 @@ func (c *conn) roundTrip(req *http.Request, reused bool, deadline time.Time) (*h
 			// The connection now belongs to the upgraded protocol: the
 			// caller reads and writes it through the body, and closing
 			// the body closes it.
-			resp.Body = &upgraded{conn: c, stop: stop}
+			resp.Body = &upgraded{conn: c, watch: w}
 			return resp, nil
 		case resp.StatusCode >= 100 && resp.StatusCode < 200:
 			continue // 100 Continue, 103 Early Hints: the final response follows
 		}
 		keep := !resp.Close && !req.Close
 		if resp.Body == http.NoBody {
-			c.release(keep, stop)
+			c.release(keep, w)
 			return resp, nil
 		}
-		resp.Body = &body{rc: resp.Body, conn: c, keep: keep, stop: stop}
+		resp.Body = &body{rc: resp.Body, conn: c, keep: keep, watch: w}
 		return resp, nil
 	}
 }
@@ -271,8 +271,8 @@ func (c *conn) staleOr(reused, reading bool, err error) error {
 }
 
 // release returns the connection to the pool or closes it.
-func (c *conn) release(keep bool, stop func() bool) {
-	if !stop() && keep {
+func (c *conn) release(keep bool, w cancelWatch) {
+	if !w.stop() && keep {
 		// The request's context fired: a deadline may already be set on the
 		// connection, which therefore cannot be reused.
 		keep = false
@@ -290,12 +290,12 @@ func (c *conn) release(keep bool, stop func() bool) {
 
 // body is a response body; reading it to EOF gives the connection back.
 type body struct {
-	rc   io.ReadCloser
-	conn *conn
-	keep bool
-	stop func() bool
-	mu   sync.Mutex
-	done bool
+	rc    io.ReadCloser
+	conn  *conn
+	keep  bool
+	watch cancelWatch
+	mu    sync.Mutex
+	done  bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -319,21 +319,21 @@ func (b *body) finish(atEOF bool) {
 		return
 	}
 	b.done = true
-	b.conn.release(atEOF && b.keep, b.stop)
+	b.conn.release(atEOF && b.keep, b.watch)
 }
 
 // upgraded is the body of a 101 response: the raw connection, with what
 // was already buffered read first.
 type upgraded struct {
-	conn *conn
-	stop func() bool
-	once sync.Once
+	conn  *conn
+	watch cancelWatch
+	once  sync.Once
 }
 
 func (u *upgraded) Read(p []byte) (int, error)  { return u.conn.br.Read(p) }
 func (u *upgraded) Write(p []byte) (int, error) { return u.conn.nc.Write(p) }
 func (u *upgraded) Close() error {
-	u.once.Do(func() { u.stop() })
+	u.once.Do(func() { u.watch.stop() })
 	return u.conn.nc.Close()
 }
 
