@@ -248,11 +248,10 @@ var (
 	forwardedHTTPS = []string{"https"}
 )
 
-// hopHeaders are meaningful for one connection only (RFC 9110 §7.6.1).
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
 // removeHopHeaders deletes the hop-by-hop headers and those that
-// Connection names.
+// Connection names. One pass over the map and a switch on the name,
+// rather than a delete per hop-by-hop name: on a message's handful of
+// headers that is a fraction of the lookups, paid twice a request.
 func removeHopHeaders(h http.Header) {
 	for _, f := range h["Connection"] {
 		for k := range strings.SplitSeq(f, ",") {
@@ -261,7 +260,33 @@ func removeHopHeaders(h http.Header) {
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	for k := range h {
+		if isHopHeader(k) {
+			delete(h, k)
+		}
 	}
+}
+
+// isHopHeader reports whether k, in canonical form, is one of RFC 9110's
+// hop-by-hop fields or a legacy one proxies drop (Keep-Alive,
+// Proxy-Connection, Proxy-Authenticate/-Authorization, as Envoy and
+// net/http do).
+func isHopHeader(k string) bool {
+	switch len(k) {
+	case len("Te"):
+		return k == "Te"
+	case len("Trailer"):
+		return k == "Trailer" || k == "Upgrade"
+	case len("Connection"):
+		return k == "Connection" || k == "Keep-Alive"
+	case len("Proxy-Connection"):
+		return k == "Proxy-Connection"
+	case len("Transfer-Encoding"):
+		return k == "Transfer-Encoding"
+	case len("Proxy-Authenticate"):
+		return k == "Proxy-Authenticate"
+	case len("Proxy-Authorization"):
+		return k == "Proxy-Authorization"
+	}
+	return false
 }
