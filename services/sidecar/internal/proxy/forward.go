@@ -207,6 +207,7 @@ type attempt struct {
 	timer     *time.Timer
 	expired   atomic.Bool
 	done      atomic.Bool
+	body      body // the response body wrap hands out: one allocation for both
 }
 
 // finish ends the attempt; last also gives back the request's slot.
@@ -233,7 +234,8 @@ func (a *attempt) wrap(b io.ReadCloser) io.ReadCloser {
 	if rw, ok := b.(io.ReadWriteCloser); ok {
 		return &rwBody{ReadWriteCloser: rw, a: a}
 	}
-	return &body{ReadCloser: b, a: a}
+	a.body = body{ReadCloser: b, a: a}
+	return &a.body
 }
 
 type body struct {
