@@ -114,8 +114,9 @@ type conn struct {
 	bw     *bufio.Writer
 	born   time.Time // when it was established
 	idleAt time.Time
-	// deadline: a request's deadline is set on nc, to be cleared before
-	// the connection is reused.
+	// deadline: a request's deadline is set on nc. It stays while the
+	// connection is idle (nothing reads it then) and the next exchange
+	// replaces or clears it: one timer update per request instead of two.
 	deadline bool
 	// sessions, for a connection that resumed a TLS session: its host's
 	// cache, to forget the session if the server turns it down.
@@ -200,10 +201,16 @@ func closeBody(req *http.Request) {
 }
 
 func (c *conn) roundTrip(req *http.Request, reused bool, deadline time.Time) (*http.Response, error) {
-	if !deadline.IsZero() {
-		// Before the AfterFunc below, whose past deadline must win.
+	// Before the cancellation watch below, whose past deadline must win.
+	// The previous exchange's deadline is still set (release leaves it):
+	// replaced, or cleared when this one has none.
+	switch {
+	case !deadline.IsZero():
 		_ = c.nc.SetDeadline(deadline)
 		c.deadline = true
+	case c.deadline:
+		_ = c.nc.SetDeadline(time.Time{})
+		c.deadline = false
 	}
 	// A cancelled request interrupts whatever I/O is in progress, here or
 	// while the caller reads the body.
@@ -276,10 +283,6 @@ func (c *conn) release(keep bool, w cancelWatch) {
 		// The request's context fired: a deadline may already be set on the
 		// connection, which therefore cannot be reused.
 		keep = false
-	}
-	if keep && c.deadline {
-		keep = c.nc.SetDeadline(time.Time{}) == nil
-		c.deadline = false
 	}
 	if !keep {
 		c.nc.Close()
