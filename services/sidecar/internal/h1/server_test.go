@@ -445,3 +445,42 @@ func FuzzServerRequests(f *testing.F) {
 		}
 	})
 }
+
+// TestServerIdleTimeout: a keep-alive connection is closed after between
+// IdleTimeout and 1.25 times that without a request, and one that keeps
+// sending requests more often stays open however long it lives.
+func TestServerIdleTimeout(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		func(s *Server) { s.IdleTimeout = idle })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	send := func(i int) {
+		t.Helper()
+		c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on the kept connection: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for i := range 6 { // 6 × 0.6 idle: longer than any idle deadline set once
+		send(i)
+		time.Sleep(idle * 6 / 10)
+	}
+	send(6)
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection: read %v, want EOF", err)
+	}
+	if took := time.Since(start); took < idle || took > idle*5/4+time.Second {
+		t.Fatalf("idle connection closed after %v, want between %v and 1.25 times that", took, idle)
+	}
+}
