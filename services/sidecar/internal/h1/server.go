@@ -374,7 +374,7 @@ func (c *serverConn) serveOne() bool {
 	req.RemoteAddr = c.remote
 	req.TLS = c.tls
 	req = req.WithContext(c.ctx)
-	w := &response{c: c, req: req, header: http.Header{}, status: http.StatusOK}
+	w := &response{c: c, req: req, status: http.StatusOK}
 	if req.Header.Get("Expect") != "" {
 		if !strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
 			c.fail(http.StatusExpectationFailed, "unsupported Expect header")
@@ -575,15 +575,25 @@ var (
 // so that a short one can still be sent with a Content-Length.
 const bufferLimit = 4 << 10
 
-func (w *response) Header() http.Header { return w.header }
-
-// SetHeader replaces the header map before the headers are written, so a
-// proxy can pass an upstream's response headers on without copying them
-// key by key into a map that grows as it goes.
-func (w *response) SetHeader(h http.Header) {
-	if !w.wroteHeader && !w.hijacked {
-		w.header = h
+// Header is the response's header map, made on first use: a proxy hands
+// over the upstream's instead (SetHeader).
+func (w *response) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
 	}
+	return w.header
+}
+
+// SetHeader makes h the header map, so a proxy can pass an upstream's
+// response headers on without copying them key by key into a map that
+// grows as it goes. It does so only before the headers are written and
+// while no header has been set, and reports whether it did.
+func (w *response) SetHeader(h http.Header) bool {
+	if w.wroteHeader || w.hijacked || len(w.header) > 0 {
+		return false
+	}
+	w.header = h
+	return true
 }
 
 func (w *response) WriteHeader(code int) {
@@ -613,7 +623,7 @@ func (w *response) Write(p []byte) (int, error) {
 	// Without a Content-Length, a short body is held back so that it can
 	// still get one; with one (what a proxied response usually has) the
 	// headers go out at once.
-	if !w.sentHeader && len(w.buf)+len(p) <= bufferLimit && w.header.Get("Content-Length") == "" {
+	if !w.sentHeader && len(w.buf)+len(p) <= bufferLimit && w.Header().Get("Content-Length") == "" {
 		if w.buf == nil {
 			w.buf = getBuffer()
 		}
@@ -654,7 +664,7 @@ func (w *response) writeBody(p []byte) (int, error) {
 // complete means the handler has returned and w.buf is the whole body.
 func (w *response) sendHeader(complete bool) error {
 	w.sentHeader = true
-	h := w.header
+	h := w.Header()
 	req := w.req
 	w.length = -1
 	if cl := h.Get("Content-Length"); cl != "" {

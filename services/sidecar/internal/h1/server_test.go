@@ -484,3 +484,31 @@ func TestServerIdleTimeout(t *testing.T) {
 		t.Fatalf("idle connection closed after %v, want between %v and 1.25 times that", took, idle)
 	}
 }
+
+// TestServerSetHeader: a handler can hand over a header map of its own
+// while the response has none, and only then.
+func TestServerSetHeader(t *testing.T) {
+	given := func() http.Header { return http.Header{"X-Given": {"1"}} }
+	for _, tc := range []struct {
+		name   string
+		before func(w http.ResponseWriter)
+		took   bool
+		want   string // a header line of the response
+	}{
+		{"fresh response", func(http.ResponseWriter) {}, true, "X-Given: 1"},
+		{"a header set before", func(w http.ResponseWriter) { w.Header().Set("X-Own", "2") }, false, "X-Own: 2"},
+		{"headers written", func(w http.ResponseWriter) { w.WriteHeader(http.StatusAccepted) }, false, "202 Accepted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			took := make(chan bool, 1)
+			addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				tc.before(w)
+				took <- w.(interface{ SetHeader(http.Header) bool }).SetHeader(given())
+			}))
+			got := exchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			if gotTook := <-took; gotTook != tc.took || !strings.Contains(got, tc.want) || !tc.took && strings.Contains(got, "X-Given") {
+				t.Fatalf("SetHeader took the map: %v, want %v; response:\n%s", gotTook, tc.took, got)
+			}
+		})
+	}
+}

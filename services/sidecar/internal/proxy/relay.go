@@ -38,12 +38,10 @@ func (h *httpHandler) forward(w *statusWriter, r *http.Request, d *decision) {
 		return
 	}
 	removeHopHeaders(resp.Header)
-	dst := w.Header()
-	if hs, ok := w.ResponseWriter.(headerSetter); ok && len(dst) == 0 {
-		// The response is ours alone: its header map can be the writer's.
-		hs.SetHeader(resp.Header)
-		dst = resp.Header
-	} else {
+	dst := resp.Header
+	// The response is ours alone: its header map can be the writer's.
+	if hs, ok := w.ResponseWriter.(headerSetter); !ok || !hs.SetHeader(resp.Header) {
+		dst = w.Header()
 		for k, v := range resp.Header {
 			dst[k] = v // value slices can be shared
 		}
@@ -135,7 +133,7 @@ func (h *httpHandler) rewrite(r *http.Request, d *decision) {
 
 // headerSetter is a ResponseWriter whose header map can be replaced before
 // the headers are written (the sidecar's HTTP/1.1 server).
-type headerSetter interface{ SetHeader(http.Header) }
+type headerSetter interface{ SetHeader(http.Header) bool }
 
 // copyBody copies an upstream body downstream, flushing after each read
 // when streaming. Either side failing is an error.
