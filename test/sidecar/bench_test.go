@@ -119,11 +119,11 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 					})
 				}
 			}
-			var cpu0, gc0, conns0 [2]float64
+			var cpu0, user0, gc0, conns0 [2]float64
 			var cs0, pre0 [2]int
 			for i, pid := range tg.pids {
 				if pid != 0 {
-					cpu0[i], cs0[i], pre0[i] = treeUsage(t, pid)
+					cpu0[i], user0[i], cs0[i], pre0[i] = treeUsage(t, pid)
 				}
 				if tg.admins[i] != "" {
 					gc0[i], conns0[i] = gcCycles(tg.admins[i]), upstreamConnsOpened(tg.admins[i])
@@ -145,8 +145,9 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 			r := benchRun{errs: errs, p50: quantile(lat, 0.5), p90: quantile(lat, 0.9), p99: quantile(lat, 0.99), p999: quantile(lat, 0.999)}
 			for i, pid := range tg.pids {
 				if pid != 0 {
-					cpu, cs, pre := treeUsage(t, pid)
+					cpu, user, cs, pre := treeUsage(t, pid)
 					r.cpu[i] = (cpu - cpu0[i]) / float64(secs) * 1000 / rps
+					r.user[i] = (user - user0[i]) / float64(secs) * 1000 / rps
 					r.switches[i] = float64(cs-cs0[i]) / float64(secs*rps)
 					r.preempted[i] = float64(pre-pre0[i]) / float64(secs*rps) * 1000
 				}
@@ -200,6 +201,24 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 		}
 		fmt.Fprintf(&report, "paired p99, sidecar pair minus %s in the same round: %s\n", ref.name, paired.Summarize(diffs, 0.95))
 	}
+	// The same for CPU: milliseconds of CPU per request, both proxies
+	// together, and where it went (user space or the kernel).
+	cpuPerRequest := func(r benchRun) time.Duration {
+		return time.Duration((r.cpu[0] + r.cpu[1]) * float64(time.Millisecond))
+	}
+	for _, ref := range targets[2:] {
+		diffs := make([]time.Duration, len(ref.runs))
+		for i, r := range ref.runs {
+			diffs[i] = cpuPerRequest(targets[1].runs[i]) - cpuPerRequest(r)
+		}
+		fmt.Fprintf(&report, "paired CPU per request (both proxies), sidecar pair minus %s: %s\n", ref.name, paired.Summarize(diffs, 0.95))
+	}
+	fmt.Fprintf(&report, "CPU per request, user + system (ms, median of rounds, client/server proxy):")
+	for _, tg := range targets[1:] {
+		m := medianRun(tg.runs)
+		fmt.Fprintf(&report, " %s %.3f+%.3f / %.3f+%.3f;", tg.name, m.user[0], m.cpu[0]-m.user[0], m.user[1], m.cpu[1]-m.user[1])
+	}
+	fmt.Fprintln(&report)
 	fmt.Fprintf(&report, "RSS after the %d rps rounds: %s\n%s\n", rps, steadyRSS, gcLine)
 	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
 	for _, tg := range targets {
@@ -239,6 +258,7 @@ type benchRun struct {
 	p50, p90, p99, p999 time.Duration
 	errs                int
 	cpu                 [2]float64 // vCPU per 1,000 rps of the client- and server-side proxy
+	user                [2]float64 // of that, in user space
 	switches            [2]float64 // OS context switches per request of each proxy
 	preempted           [2]float64 // of those, involuntary (the OS took the core away), per 1,000 requests
 	gc                  [2]float64 // collections per second of each (Go) proxy
@@ -265,6 +285,8 @@ func medianRun(runs []benchRun) benchRun {
 	m.errs = int(med(func(r benchRun) float64 { return float64(r.errs) }))
 	m.cpu[0] = med(func(r benchRun) float64 { return r.cpu[0] })
 	m.cpu[1] = med(func(r benchRun) float64 { return r.cpu[1] })
+	m.user[0] = med(func(r benchRun) float64 { return r.user[0] })
+	m.user[1] = med(func(r benchRun) float64 { return r.user[1] })
 	m.switches[0] = med(func(r benchRun) float64 { return r.switches[0] })
 	m.switches[1] = med(func(r benchRun) float64 { return r.switches[1] })
 	m.preempted[0] = med(func(r benchRun) float64 { return r.preempted[0] })
@@ -336,11 +358,11 @@ func fetchProfile(admin, what, file string) {
 
 var benchClient = &http.Client{Timeout: 10 * time.Second}
 
-// treeUsage is the CPU time (utime+stime) and the OS context switches
-// (voluntary and not, over every thread) of pid and its direct children
-// (nginx workers), from /proc: on a VM a sleep/wake-up pair costs more
-// than most of the work of a request.
-func treeUsage(t *testing.T, pid int) (cpuSeconds float64, switches, preempted int) {
+// treeUsage is the CPU time (utime+stime, and utime alone) and the OS
+// context switches (voluntary and not, over every thread) of pid and its
+// direct children (nginx workers), from /proc: on a VM a sleep/wake-up
+// pair costs more than most of the work of a request.
+func treeUsage(t *testing.T, pid int) (cpuSeconds, userSeconds float64, switches, preempted int) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -362,6 +384,7 @@ func treeUsage(t *testing.T, pid int) (cpuSeconds float64, switches, preempted i
 		utime, _ := strconv.ParseFloat(f[11], 64)
 		stime, _ := strconv.ParseFloat(f[12], 64)
 		cpuSeconds += (utime + stime) / 100 // USER_HZ
+		userSeconds += utime / 100
 		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
 		for _, task := range tasks {
 			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", p, task.Name()))
@@ -376,7 +399,7 @@ func treeUsage(t *testing.T, pid int) (cpuSeconds float64, switches, preempted i
 			}
 		}
 	}
-	return cpuSeconds, switches, preempted
+	return cpuSeconds, userSeconds, switches, preempted
 }
 
 // rss is a process's resident set, split into anonymous memory (heap,

@@ -83,7 +83,7 @@ func BenchmarkNewRequestID(b *testing.B) {
 func TestNewRequestIDIsUUIDv4(t *testing.T) {
 	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	seen := map[string]bool{}
-	for range 100 {
+	for range 1000 { // several refills of the random buffer
 		id := proxy.NewRequestID()
 		if !re.MatchString(id) || seen[id] {
 			t.Fatalf("request id %q: not a fresh version 4 UUID", id)
