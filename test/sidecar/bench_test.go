@@ -192,28 +192,23 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&report, "(added = minus direct in the same round; vCPU per 1,000 rps, OS context switches per request and, of those, involuntary ones (the OS took the core away) per 1,000 requests: client-side/server-side proxy)\n")
-	// Rounds are paired: the sidecar pair's p99 minus each reference's in
-	// the same round takes out what the machine did to both.
-	for _, ref := range targets[2:] {
-		diffs := make([]time.Duration, len(ref.runs))
-		for i, r := range ref.runs {
-			diffs[i] = targets[1].runs[i].p99 - r.p99
+	// Rounds are paired: the sidecar pair's figure minus each reference's
+	// in the same round takes out what the machine did to both.
+	pairedLines := func(what string, figure func(benchRun) time.Duration) {
+		for _, ref := range targets[2:] {
+			diffs := make([]time.Duration, len(ref.runs))
+			for i, r := range ref.runs {
+				diffs[i] = figure(targets[1].runs[i]) - figure(r)
+			}
+			fmt.Fprintf(&report, "%s, sidecar pair minus %s in the same round: %s\n", what, ref.name, paired.Summarize(diffs, 0.95))
 		}
-		fmt.Fprintf(&report, "paired p99, sidecar pair minus %s in the same round: %s\n", ref.name, paired.Summarize(diffs, 0.95))
 	}
-	// The same for CPU: milliseconds of CPU per request, both proxies
-	// together, and where it went (user space or the kernel).
-	cpuPerRequest := func(r benchRun) time.Duration {
+	pairedLines("paired p99", func(r benchRun) time.Duration { return r.p99 })
+	// CPU as milliseconds per request, both proxies together.
+	pairedLines("paired CPU per request (both proxies)", func(r benchRun) time.Duration {
 		return time.Duration((r.cpu[0] + r.cpu[1]) * float64(time.Millisecond))
-	}
-	for _, ref := range targets[2:] {
-		diffs := make([]time.Duration, len(ref.runs))
-		for i, r := range ref.runs {
-			diffs[i] = cpuPerRequest(targets[1].runs[i]) - cpuPerRequest(r)
-		}
-		fmt.Fprintf(&report, "paired CPU per request (both proxies), sidecar pair minus %s: %s\n", ref.name, paired.Summarize(diffs, 0.95))
-	}
-	fmt.Fprintf(&report, "CPU per request, user + system (ms, median of rounds, client/server proxy):")
+	})
+	fmt.Fprintf(&report, "CPU per request, user + system (ms, medians of rounds, system = the rest of the median CPU; client/server proxy):")
 	for _, tg := range targets[1:] {
 		m := medianRun(tg.runs)
 		fmt.Fprintf(&report, " %s %.3f+%.3f / %.3f+%.3f;", tg.name, m.user[0], m.cpu[0]-m.user[0], m.user[1], m.cpu[1]-m.user[1])
