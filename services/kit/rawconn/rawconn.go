@@ -17,6 +17,14 @@
 // Waiting for readiness, deadlines and closing still go through the
 // runtime poller via syscall.RawConn, so the wrapped connection behaves
 // like the original one in every other respect.
+//
+// A client making request-response exchanges can also hold a request's
+// writes for the read of its reply (HoldWrites): the read then sends them
+// and waits for the reply within one call to the poller, without the read
+// that an ordinary Read tries first, which right after sending a request
+// finds nothing (EAGAIN). A system call costs 1.1–1.4 µs on the VMs the
+// mesh is benchmarked on; that read was one of three per upstream
+// exchange.
 package rawconn
 
 import (
@@ -25,15 +33,26 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
+
+// maxHeld bounds the bytes held for the next Read: past it they are sent
+// at once and the hold ends (a request is held whole, a stream is not).
+const maxHeld = 16 << 10
 
 // Conn is a *net.TCPConn whose Read and Write use raw system calls.
 type Conn struct {
 	*net.TCPConn
 	rc   syscall.RawConn
 	r, w rawOp
+	// Writes held for the next Read (HoldWrites): under hmu, the bytes and
+	// the exchange that sends them; holding is read without the lock first.
+	holding atomic.Bool
+	hmu     sync.Mutex
+	held    []byte
+	x       exchange
 }
 
 // rawOp is one direction's system call, set up once per connection: a
@@ -84,6 +103,7 @@ func Wrap(c net.Conn) net.Conn {
 	rw := &Conn{TCPConn: tc, rc: rc}
 	rw.r.trap, rw.r.fn = syscall.SYS_READ, rw.r.call
 	rw.w.trap, rw.w.fn = syscall.SYS_WRITE, rw.w.call
+	rw.x.fn = rw.x.call
 	return rw
 }
 
@@ -92,6 +112,11 @@ func Wrap(c net.Conn) net.Conn {
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if c.holding.Load() {
+		if n, done, err := c.sendHeld(p); done {
+			return n, err
+		}
 	}
 	n, errno, err := c.r.do(c.rc.Read, p)
 	switch {
@@ -106,8 +131,32 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // Write writes all of p, waiting in the runtime poller while the socket's
-// send buffer is full.
+// send buffer is full; while writes are held, it keeps a copy of p for the
+// next Read to send.
 func (c *Conn) Write(p []byte) (int, error) {
+	if c.holding.Load() {
+		c.hmu.Lock()
+		if c.holding.Load() {
+			if len(c.held)+len(p) <= maxHeld {
+				c.held = append(c.held, p...)
+				c.hmu.Unlock()
+				return len(p), nil
+			}
+			// Too much to hold: what is held goes first, then p.
+			c.holding.Store(false)
+			_, err := c.write(c.held)
+			c.held = c.held[:0]
+			if err != nil {
+				c.hmu.Unlock()
+				return 0, err
+			}
+		}
+		c.hmu.Unlock()
+	}
+	return c.write(p)
+}
+
+func (c *Conn) write(p []byte) (int, error) {
 	written := 0
 	for written < len(p) {
 		n, errno, err := c.w.do(c.rc.Write, p[written:])
@@ -120,6 +169,87 @@ func (c *Conn) Write(p []byte) (int, error) {
 		written += int(n)
 	}
 	return written, nil
+}
+
+// HoldWrites holds the writes that follow, up to 16 KiB, until the next
+// Read, which sends them and then waits for the reply without first trying
+// a read that would find nothing yet. Only for a peer that sends nothing
+// unasked, such as an HTTP/1.1 server between responses: bytes that arrived
+// before the Read may wait there until more arrive (a reply, or the reset
+// that answers a request sent to a closed peer, wakes it). Close discards
+// what is held.
+func (c *Conn) HoldWrites() { c.holding.Store(true) }
+
+// sendHeld sends the held bytes and reads the reply into p in one call to
+// the poller. done is false when the read is still to be made as usual:
+// nothing was held any more, or the send buffer was full and the rest was
+// sent by an ordinary write.
+func (c *Conn) sendHeld(p []byte) (n int, done bool, err error) {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	if !c.holding.Load() {
+		return 0, false, nil
+	}
+	c.holding.Store(false)
+	x := &c.x
+	x.out, x.in, x.sent, x.werrno, x.n, x.errno = c.held, p, false, 0, 0, 0
+	err = c.rc.Read(x.fn)
+	rest, werrno, rn, errno := x.out, x.werrno, x.n, x.errno
+	x.out, x.in = nil, nil
+	c.held = c.held[:0]
+	switch {
+	case werrno == syscall.EAGAIN:
+		if _, err := c.write(rest); err != nil {
+			return 0, true, err
+		}
+		return 0, false, nil
+	case werrno != 0:
+		return 0, true, c.opError("write", werrno)
+	case err != nil:
+		return 0, true, err
+	case errno != 0:
+		return 0, true, c.opError("read", errno)
+	case rn == 0:
+		return 0, true, io.EOF
+	}
+	return int(rn), true, nil
+}
+
+// exchange is sendHeld's poller callback and its results, bound once per
+// connection like rawOp.
+type exchange struct {
+	out, in []byte
+	sent    bool
+	werrno  syscall.Errno // the send's error; EAGAIN: out is what is left to send
+	n       uintptr
+	errno   syscall.Errno
+	fn      func(fd uintptr) bool
+}
+
+// call sends out on the first call and asks the poller to wait for the
+// reply; later calls read it.
+func (x *exchange) call(fd uintptr) bool {
+	if !x.sent {
+		x.sent = true
+		for len(x.out) > 0 {
+			n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&x.out[0])), uintptr(len(x.out)))
+			switch errno {
+			case 0:
+				x.out = x.out[n:]
+			case syscall.EINTR:
+			default:
+				x.werrno = errno
+				return true
+			}
+		}
+		return false
+	}
+	for {
+		x.n, _, x.errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&x.in[0])), uintptr(len(x.in)))
+		if x.errno != syscall.EINTR {
+			return x.errno != syscall.EAGAIN
+		}
+	}
 }
 
 func (c *Conn) opError(op string, errno syscall.Errno) error {

@@ -182,3 +182,174 @@ func TestReadAndWriteDoNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per write and read, want 0", allocs)
 	}
 }
+
+func TestHeldWritesAreSentByTheNextRead(t *testing.T) {
+	client, server := pair(t)
+	c := client.(*rawconn.Conn)
+	c.HoldWrites()
+	if n, err := c.Write([]byte("pi")); n != 2 || err != nil {
+		t.Fatalf("held Write = %d, %v", n, err)
+	}
+	if _, err := c.Write([]byte("ng")); err != nil {
+		t.Fatal(err)
+	}
+	server.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := server.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the peer read %d bytes (%v) before the holder's Read; want none", n, err)
+	}
+	server.SetReadDeadline(time.Time{})
+	type result struct {
+		s   string
+		err error
+	}
+	reply := make(chan result, 1)
+	go func() {
+		b := make([]byte, 8)
+		n, err := c.Read(b)
+		reply <- result{string(b[:n]), err}
+	}()
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(server, got); err != nil || string(got) != "ping" {
+		t.Fatalf("the peer read %q, %v; want \"ping\"", got, err)
+	}
+	if _, err := server.Write([]byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-reply; r.err != nil || r.s != "pong" {
+		t.Fatalf("holder's Read = %q, %v; want \"pong\"", r.s, r.err)
+	}
+	// The hold ended with that Read: the next write goes out at once.
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(server, got[:1]); err != nil || got[0] != 'x' {
+		t.Fatalf("unheld write: the peer read %q, %v", got[:1], err)
+	}
+}
+
+// TestHeldWriteToAClosedPeerFails is the pooled connection the server
+// closed while it was idle: the FIN arrived before the hold, so the Read
+// must be woken by what the send provokes (a reset), not wait for a reply.
+func TestHeldWriteToAClosedPeerFails(t *testing.T) {
+	client, server := pair(t)
+	server.Close()
+	time.Sleep(20 * time.Millisecond) // the FIN arrives and the poller sees it
+	c := client.(*rawconn.Conn)
+	c.HoldWrites()
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err := c.Read(make([]byte, 64))
+	t.Logf("Read = %v after %v", err, time.Since(start))
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read after a held write to a closed peer = %v; want EOF or a reset, at once", err)
+	}
+}
+
+func TestHoldingMoreThanTheLimitSendsAtOnce(t *testing.T) {
+	client, server := pair(t)
+	c := client.(*rawconn.Conn)
+	c.HoldWrites()
+	first, second := bytes.Repeat([]byte("a"), 10<<10), bytes.Repeat([]byte("b"), 10<<10)
+	if _, err := c.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(second); err != nil { // 20 KiB > 16 KiB
+		t.Fatal(err)
+	}
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, len(first)+len(second))
+	if _, err := io.ReadFull(server, got); err != nil {
+		t.Fatalf("the peer read %v; want both writes without a Read by the holder", err)
+	}
+	if !bytes.Equal(got, append(first, second...)) {
+		t.Fatal("bytes out of order")
+	}
+}
+
+// TestHeldWritesThroughAFullSendBuffer: the send that the Read starts
+// cannot finish at once; the rest goes out by an ordinary write, then the
+// reply is read.
+func TestHeldWritesThroughAFullSendBuffer(t *testing.T) {
+	client, server := pair(t)
+	c := client.(*rawconn.Conn)
+	if err := c.SetWriteBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.(*rawconn.Conn).SetReadBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 16<<10)
+	_, _ = rand.Read(want)
+	c.HoldWrites()
+	if _, err := c.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	reply := make(chan error, 1)
+	go func() {
+		b := make([]byte, 2)
+		_, err := io.ReadFull(c, b)
+		if err == nil && string(b) != "ok" {
+			err = errors.New("wrong reply " + string(b))
+		}
+		reply <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the send buffer fills before the peer reads
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the peer read %v, equal %v", err, bytes.Equal(got, want))
+	}
+	server.Write([]byte("ok"))
+	if err := <-reply; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHeldWritesAndTheReadDeadline(t *testing.T) {
+	client, server := pair(t)
+	c := client.(*rawconn.Conn)
+	c.HoldWrites()
+	c.Write([]byte("ping"))
+	c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read with no reply = %v; want the deadline", err)
+	}
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(server, got); err != nil || string(got) != "ping" {
+		t.Fatalf("the peer read %q, %v: the held bytes were sent before the wait", got, err)
+	}
+}
+
+func TestHeldExchangeDoesNotAllocate(t *testing.T) {
+	client, server := pair(t)
+	go func() { // echo
+		b := make([]byte, 4)
+		for {
+			if _, err := io.ReadFull(server, b); err != nil {
+				return
+			}
+			if _, err := server.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	c := client.(*rawconn.Conn)
+	out, in := []byte("ping"), make([]byte, 4)
+	exchange := func() {
+		c.HoldWrites()
+		if _, err := c.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exchange() // the held buffer is made once per connection
+	if allocs := testing.AllocsPerRun(100, exchange); allocs != 0 {
+		t.Fatalf("%v allocations per held exchange, want 0", allocs)
+	}
+}

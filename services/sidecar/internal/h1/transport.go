@@ -121,7 +121,16 @@ type conn struct {
 	// sessions, for a connection that resumed a TLS session: its host's
 	// cache, to forget the session if the server turns it down.
 	sessions *tls.Config
+	// hold, when the TCP connection (under TLS, if any) can hold a
+	// request's writes for the read of its response: see roundTrip.
+	hold writeHolder
 }
+
+// writeHolder is a connection that can keep what is written next for its
+// next read to send (kit/rawconn.Conn): the read then waits for the reply
+// without first trying a read that finds nothing, one system call less
+// per exchange.
+type writeHolder interface{ HoldWrites() }
 
 // errServerClosedIdle marks a reused connection that failed before any
 // byte of a response arrived: the server had closed it while idle.
@@ -215,6 +224,14 @@ func (c *conn) roundTrip(req *http.Request, reused bool, deadline time.Time) (*h
 	// A cancelled request interrupts whatever I/O is in progress, here or
 	// while the caller reads the body.
 	w := watchCancel(req.Context(), c)
+	// A request written without waiting on anything (no body, or one in
+	// memory) is held for the read of its response, which sends it. Not a
+	// streamed body: each piece must go out as it comes. An HTTP/1.1 server
+	// sends nothing unasked, and one that closed the connection while idle
+	// answers the request with a reset, which wakes the read.
+	if c.hold != nil && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil) {
+		c.hold.HoldWrites()
+	}
 	if err := writeRequest(c.bw, req); err != nil {
 		w.stop()
 		return nil, c.staleOr(reused, false, fmt.Errorf("h1: write request to %s: %w", c.addr, err))
@@ -271,7 +288,11 @@ func (c *conn) staleOr(reused, reading bool, err error) error {
 	if !reused {
 		return err
 	}
-	if !reading || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {
+	// A held request (see roundTrip) is written by the read: its write
+	// failing is still a write failing.
+	var op *net.OpError
+	writing := !reading || errors.As(err, &op) && op.Op == "write"
+	if writing || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {
 		return fmt.Errorf("%w: %w", errServerClosedIdle, err)
 	}
 	return err
@@ -470,7 +491,8 @@ func (t *Transport) connect(h *hostConns) (*conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), born: t.clock()}, nil
+		hold, _ := nc.(writeHolder)
+		return &conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), born: t.clock(), hold: hold}, nil
 	}
 	var sessions *tls.Config
 	var nc net.Conn
@@ -505,7 +527,8 @@ func (t *Transport) connect(h *hostConns) (*conn, error) {
 		nc = tc
 		break
 	}
-	return &conn{t: t, useTLS: true, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), born: t.clock(), sessions: sessions}, nil
+	hold, _ := nc.(*tls.Conn).NetConn().(writeHolder)
+	return &conn{t: t, useTLS: true, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10), born: t.clock(), sessions: sessions, hold: hold}, nil
 }
 
 // cachedSession reports whether a handshake with cfg would offer a session.

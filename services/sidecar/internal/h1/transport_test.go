@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchyard-mesh/switchyard/services/kit/rawconn"
 )
 
 // upstream is a real net/http server counting the connections it accepted.
@@ -37,10 +39,20 @@ func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
 	return u
 }
 
-func plainTransport() *Transport {
-	d := &net.Dialer{}
-	return &Transport{DialContext: d.DialContext}
+// dial is how the sidecar dials its upstreams: with raw socket calls, so
+// that requests are held for the read of their response (kit/rawconn).
+func dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return rawconn.DialContext(ctx, &net.Dialer{}, network, addr)
 }
+
+func plainTransport() *Transport { return &Transport{DialContext: dial} }
+
+// dialers are both kinds of connection the transport handles: one that
+// holds a request for the read of its response, and net's own.
+var dialers = []struct {
+	name string
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}{{"rawconn", dial}, {"net", (&net.Dialer{}).DialContext}}
 
 func get(t *testing.T, tr *Transport, url string) (*http.Response, string) {
 	t.Helper()
@@ -58,19 +70,23 @@ func get(t *testing.T, tr *Transport, url string) (*http.Response, string) {
 }
 
 func TestKeepAliveReusesOneConnection(t *testing.T) {
-	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello ", r.URL.Path) })
-	tr := plainTransport()
-	for i := range 5 {
-		resp, body := get(t, tr, u.URL+fmt.Sprint("/", i))
-		if resp.StatusCode != 200 || body != fmt.Sprint("hello /", i) {
-			t.Fatalf("got %d %q", resp.StatusCode, body)
-		}
-	}
-	if n := u.conns.Load(); n != 1 {
-		t.Fatalf("server saw %d connections, want 1", n)
-	}
-	if n := tr.IdleCount(u.Listener.Addr().String()); n != 1 {
-		t.Fatalf("idle connections %d, want 1", n)
+	for _, d := range dialers {
+		t.Run(d.name, func(t *testing.T) {
+			u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello ", r.URL.Path) })
+			tr := &Transport{DialContext: d.dial}
+			for i := range 5 {
+				resp, body := get(t, tr, u.URL+fmt.Sprint("/", i))
+				if resp.StatusCode != 200 || body != fmt.Sprint("hello /", i) {
+					t.Fatalf("got %d %q", resp.StatusCode, body)
+				}
+			}
+			if n := u.conns.Load(); n != 1 {
+				t.Fatalf("server saw %d connections, want 1", n)
+			}
+			if n := tr.IdleCount(u.Listener.Addr().String()); n != 1 {
+				t.Fatalf("idle connections %d, want 1", n)
+			}
+		})
 	}
 }
 
@@ -169,12 +185,19 @@ func TestConnectionCloseIsNotPooled(t *testing.T) {
 	}
 }
 
+// With a held request, the reset that answers it must wake the read (the
+// server's FIN arrived while the connection was idle).
 func TestServerClosedIdleConnectionIsRetriedWhenReplayable(t *testing.T) {
+	for _, d := range dialers {
+		t.Run(d.name, func(t *testing.T) { testServerClosedIdleConnection(t, &Transport{DialContext: d.dial}) })
+	}
+}
+
+func testServerClosedIdleConnection(t *testing.T, tr *Transport) {
 	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "ok %s", b)
 	})
-	tr := plainTransport()
 	get(t, tr, u.URL)
 	u.CloseClientConnections() // the server drops the idle keep-alive connection
 	time.Sleep(20 * time.Millisecond)
@@ -389,14 +412,13 @@ func TestTLSAndALPN(t *testing.T) {
 	u.StartTLS()
 	defer u.Close()
 	pool := u.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	d := &net.Dialer{}
 
-	tr := &Transport{DialContext: d.DialContext, TLS: &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}}}
+	tr := &Transport{DialContext: dial, TLS: &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}}}
 	if _, body := get(t, tr, u.URL); body != "HTTP/1.1 true" {
 		t.Fatalf("over TLS: %q", body)
 	}
 
-	h2only := &Transport{DialContext: d.DialContext, TLS: &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}}}
+	h2only := &Transport{DialContext: dial, TLS: &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}}}
 	req, _ := http.NewRequest("GET", u.URL, nil)
 	if _, err := h2only.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "want http/1.1") {
 		t.Fatalf("h2 negotiated: %v", err)
@@ -406,6 +428,38 @@ func TestTLSAndALPN(t *testing.T) {
 	req, _ = http.NewRequest("GET", u.URL, nil)
 	if _, err := plain.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "no TLS config") {
 		t.Fatalf("https without TLS config: %v", err)
+	}
+}
+
+// TestRequestsAreHeldOnRawConnections: the saving needs the TCP
+// connection under TLS too; net's own connections cannot hold.
+func TestRequestsAreHeldOnRawConnections(t *testing.T) {
+	u := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer u.Close()
+	pool := u.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	addr := u.Listener.Addr().String()
+	for _, tc := range []struct {
+		name     string
+		dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+		useTLS   bool
+		wantHold bool
+	}{
+		{"rawconn", dial, false, true},
+		{"rawconn under TLS", dial, true, true},
+		{"net", (&net.Dialer{}).DialContext, false, false},
+		{"net under TLS", (&net.Dialer{}).DialContext, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &Transport{DialContext: tc.dial, TLS: &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}}}
+			c, _, err := tr.getConn(context.Background(), time.Time{}, addr, tc.useTLS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.nc.Close()
+			if got := c.hold != nil; got != tc.wantHold {
+				t.Fatalf("connection holds requests: %v, want %v", got, tc.wantHold)
+			}
+		})
 	}
 }
 
@@ -427,11 +481,10 @@ func TestBurstWaitsForConnectionsInsteadOfDialingEach(t *testing.T) {
 		fmt.Fprint(w, "ok")
 	})
 	var dials atomic.Int64
-	d := &net.Dialer{}
 	tr := &Transport{MaxDialsPerHost: 2, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dials.Add(1)
 		time.Sleep(30 * time.Millisecond) // an mTLS handshake's worth, exaggerated
-		return d.DialContext(ctx, network, addr)
+		return dial(ctx, network, addr)
 	}}
 	const burst = 60
 	errs := make(chan error, burst)
@@ -489,7 +542,6 @@ func TestWaiterGivesUpWithItsContext(t *testing.T) {
 	release := make(chan struct{})
 	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { <-release })
 	defer close(release)
-	d := &net.Dialer{}
 	block := make(chan struct{})
 	defer close(block)
 	var dials atomic.Int64
@@ -497,7 +549,7 @@ func TestWaiterGivesUpWithItsContext(t *testing.T) {
 		if dials.Add(1) > 1 {
 			<-block // the second dial never finishes: the waiter must leave on its own
 		}
-		return d.DialContext(ctx, network, addr)
+		return dial(ctx, network, addr)
 	}}
 	go func() {
 		req, _ := http.NewRequest("GET", u.URL, nil)
@@ -548,9 +600,8 @@ func TestTLSSessionsResumePerAddress(t *testing.T) {
 		defer hosts[i].Close()
 	}
 	pool := hosts[0].Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	d := &net.Dialer{}
 	var full, resumed atomic.Int64
-	tr := &Transport{DialContext: d.DialContext, ResumeSessions: true,
+	tr := &Transport{DialContext: dial, ResumeSessions: true,
 		TLS: &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"}},
 		OnHandshake: func(r bool) {
 			if r {
@@ -572,7 +623,7 @@ func TestTLSSessionsResumePerAddress(t *testing.T) {
 	}
 
 	// Without ResumeSessions every connection is a full handshake.
-	plain := &Transport{DialContext: d.DialContext, TLS: &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"}}}
+	plain := &Transport{DialContext: dial, TLS: &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"}}}
 	for range 2 {
 		if _, body := get(t, plain, hosts[0].URL); body != "false" {
 			t.Fatalf("resumed without ResumeSessions")
@@ -742,8 +793,7 @@ func TestRefusedResumptionFallsBackToAFullHandshake(t *testing.T) {
 			u.StartTLS()
 			defer u.Close()
 			clientTLS.RootCAs = u.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-			d := &net.Dialer{}
-			tr := &Transport{DialContext: d.DialContext, ResumeSessions: true, TLS: clientTLS}
+			tr := &Transport{DialContext: dial, ResumeSessions: true, TLS: clientTLS}
 			for i := range 3 {
 				if _, body := get(t, tr, u.URL); body != "false" {
 					t.Fatalf("request %d: %q, want an answer over a full handshake", i+1, body)

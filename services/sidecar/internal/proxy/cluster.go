@@ -183,6 +183,14 @@ func (c *countedConn) CloseWrite() error {
 	return c.Close()
 }
 
+// HoldWrites passes the HTTP/1.1 transport's hold of a request on to the
+// raw connection (kit/rawconn), which sends it with the read of the reply.
+func (c *countedConn) HoldWrites() {
+	if h, ok := c.Conn.(interface{ HoldWrites() }); ok {
+		h.HoldWrites()
+	}
+}
+
 func (c *countedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
