@@ -47,8 +47,9 @@ type Conn struct {
 	*net.TCPConn
 	rc   syscall.RawConn
 	r, w rawOp
-	// Writes held for the next Read (HoldWrites): under hmu, the bytes and
-	// the exchange that sends them; holding is read without the lock first.
+	// Writes held for the next Read (HoldWrites): the bytes, under hmu
+	// until they are sent; holding, read without the lock first; x, the
+	// Read that sends them, under r.mu.
 	holding atomic.Bool
 	hmu     sync.Mutex
 	held    []byte
@@ -103,7 +104,7 @@ func Wrap(c net.Conn) net.Conn {
 	rw := &Conn{TCPConn: tc, rc: rc}
 	rw.r.trap, rw.r.fn = syscall.SYS_READ, rw.r.call
 	rw.w.trap, rw.w.fn = syscall.SYS_WRITE, rw.w.call
-	rw.x.fn = rw.x.call
+	rw.x.fn = rw.sendThenRead
 	return rw
 }
 
@@ -176,8 +177,9 @@ func (c *Conn) write(p []byte) (int, error) {
 // a read that would find nothing yet. Only for a peer that sends nothing
 // unasked, such as an HTTP/1.1 server between responses: bytes that arrived
 // before the Read may wait there until more arrive (a reply, or the reset
-// that answers a request sent to a closed peer, wakes it). Close discards
-// what is held.
+// that answers a request sent to a closed peer, wakes it). A Write made
+// while that Read waits for the reply goes out at once, after the held
+// bytes. Close discards what is held.
 func (c *Conn) HoldWrites() { c.holding.Store(true) }
 
 // sendHeld sends the held bytes and reads the reply into p in one call to
@@ -186,49 +188,59 @@ func (c *Conn) HoldWrites() { c.holding.Store(true) }
 // sent by an ordinary write.
 func (c *Conn) sendHeld(p []byte) (n int, done bool, err error) {
 	c.hmu.Lock()
-	defer c.hmu.Unlock()
 	if !c.holding.Load() {
+		c.hmu.Unlock()
 		return 0, false, nil
 	}
 	c.holding.Store(false)
+	c.r.mu.Lock() // x is this read's
+	defer c.r.mu.Unlock()
 	x := &c.x
 	x.out, x.in, x.sent, x.werrno, x.n, x.errno = c.held, p, false, 0, 0, 0
-	err = c.rc.Read(x.fn)
-	rest, werrno, rn, errno := x.out, x.werrno, x.n, x.errno
-	x.out, x.in = nil, nil
-	c.held = c.held[:0]
-	switch {
-	case werrno == syscall.EAGAIN:
-		if _, err := c.write(rest); err != nil {
-			return 0, true, err
+	err = c.rc.Read(x.fn) // sendThenRead unlocks c.hmu once the held bytes are sent
+	x.in = nil
+	if !x.sent || x.werrno != 0 {
+		// Not sent (the poller refused the read: closed, or past the
+		// deadline), or not all sent: c.hmu is still locked.
+		if x.werrno == syscall.EAGAIN {
+			_, err = c.write(x.out)
 		}
-		return 0, false, nil
-	case werrno != 0:
-		return 0, true, c.opError("write", werrno)
+		c.held, x.out = c.held[:0], nil
+		c.hmu.Unlock()
+		switch {
+		case err != nil:
+			return 0, true, err
+		case x.werrno == syscall.EAGAIN:
+			return 0, false, nil
+		}
+		return 0, true, c.opError("write", x.werrno)
+	}
+	switch {
 	case err != nil:
 		return 0, true, err
-	case errno != 0:
-		return 0, true, c.opError("read", errno)
-	case rn == 0:
+	case x.errno != 0:
+		return 0, true, c.opError("read", x.errno)
+	case x.n == 0:
 		return 0, true, io.EOF
 	}
-	return int(rn), true, nil
+	return int(x.n), true, nil
 }
 
-// exchange is sendHeld's poller callback and its results, bound once per
-// connection like rawOp.
+// exchange is sendHeld's state and results, its poller callback bound
+// once per connection like rawOp's.
 type exchange struct {
 	out, in []byte
 	sent    bool
 	werrno  syscall.Errno // the send's error; EAGAIN: out is what is left to send
 	n       uintptr
 	errno   syscall.Errno
-	fn      func(fd uintptr) bool
+	fn      func(fd uintptr) bool // c.sendThenRead
 }
 
-// call sends out on the first call and asks the poller to wait for the
-// reply; later calls read it.
-func (x *exchange) call(fd uintptr) bool {
+// sendThenRead sends the held bytes on its first call and asks the poller
+// to wait for the reply; later calls read it.
+func (c *Conn) sendThenRead(fd uintptr) bool {
+	x := &c.x
 	if !x.sent {
 		x.sent = true
 		for len(x.out) > 0 {
@@ -242,6 +254,8 @@ func (x *exchange) call(fd uintptr) bool {
 				return true
 			}
 		}
+		c.held, x.out = c.held[:0], nil
+		c.hmu.Unlock() // sent: later writes may go
 		return false
 	}
 	for {

@@ -228,6 +228,38 @@ func TestHeldWritesAreSentByTheNextRead(t *testing.T) {
 	}
 }
 
+// TestWriteWhileTheHeldReadWaits: a write during the wait for the reply is
+// not held back until the reply comes, and follows the held bytes.
+func TestWriteWhileTheHeldReadWaits(t *testing.T) {
+	client, server := pair(t)
+	c := client.(*rawconn.Conn)
+	c.HoldWrites()
+	c.Write([]byte("a"))
+	reply := make(chan error, 1)
+	go func() {
+		b := make([]byte, 1)
+		_, err := io.ReadFull(c, b)
+		reply <- err
+	}()
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, 1)
+	if _, err := io.ReadFull(server, got); err != nil || got[0] != 'a' {
+		t.Fatalf("the peer read %q, %v; want the held byte", got, err)
+	}
+	written := make(chan error, 1)
+	go func() { _, err := c.Write([]byte("b")); written <- err }()
+	if _, err := io.ReadFull(server, got); err != nil || got[0] != 'b' {
+		t.Fatalf("the peer read %q, %v; want the write made during the wait", got, err)
+	}
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	server.Write([]byte("r"))
+	if err := <-reply; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestHeldWriteToAClosedPeerFails is the pooled connection the server
 // closed while it was idle: the FIN arrived before the hold, so the Read
 // must be woken by what the send provokes (a reset), not wait for a reply.
