@@ -463,6 +463,67 @@ func TestRequestsAreHeldOnRawConnections(t *testing.T) {
 	}
 }
 
+// holdCounter is a raw connection that counts the holds asked of it.
+type holdCounter struct {
+	net.Conn
+	holds *atomic.Int64
+}
+
+func (h holdCounter) HoldWrites() {
+	h.holds.Add(1)
+	h.Conn.(writeHolder).HoldWrites()
+}
+
+// TestWhichRequestsAreHeld: a request written without waiting on anything
+// is held for the read of its response; a streamed body is not.
+func TestWhichRequestsAreHeld(t *testing.T) {
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s", b)
+	})
+	var holds atomic.Int64
+	tr := &Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		return holdCounter{Conn: c, holds: &holds}, err
+	}}
+	streamed := func() *http.Request {
+		req, _ := http.NewRequest("POST", u.URL, io.NopCloser(strings.NewReader("streamed")))
+		req.ContentLength = 8
+		return req
+	}
+	inMemory := func() *http.Request { // NewRequest sets GetBody
+		req, _ := http.NewRequest("POST", u.URL, strings.NewReader("in memory"))
+		return req
+	}
+	noBody := func() *http.Request { req, _ := http.NewRequest("GET", u.URL, nil); return req }
+	for _, tc := range []struct {
+		name string
+		req  func() *http.Request
+		want int64
+		body string
+	}{
+		{"no body", noBody, 1, ""},
+		{"body in memory", inMemory, 1, "in memory"},
+		{"streamed body", streamed, 0, "streamed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := holds.Load()
+			resp, err := tr.RoundTrip(tc.req())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != tc.body {
+				t.Fatalf("echoed %q, want %q", b, tc.body)
+			}
+			if got := holds.Load() - before; got != tc.want {
+				t.Fatalf("%d holds, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestDialErrorsComeBackUnwrapped(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
