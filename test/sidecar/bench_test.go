@@ -53,6 +53,11 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	}
 	secs, rounds := envInt("SWITCHYARD_BENCH_SECONDS", 15), envInt("SWITCHYARD_BENCH_ROUNDS", 3)
 	pprofDir := os.Getenv("SWITCHYARD_BENCH_PPROF")
+	if pprofDir != "" {
+		if err := os.MkdirAll(pprofDir, 0o755); err != nil {
+			t.Fatalf("SWITCHYARD_BENCH_PPROF: %v", err)
+		}
+	}
 	m := startMesh(t)
 	payload := strings.Repeat("x", 1024)
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
