@@ -57,6 +57,12 @@ var dialers = []struct {
 func get(t *testing.T, tr *Transport, url string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
+	return send(t, tr, req)
+}
+
+// send makes the exchange and reads the whole response body.
+func send(t *testing.T, tr *Transport, req *http.Request) (*http.Response, string) {
+	t.Helper()
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -134,13 +140,7 @@ func TestRequestBodiesAndTrailersArrive(t *testing.T) {
 			req.ContentLength = tc.length
 			req.Header.Set("X-Test", "yes")
 			req.Trailer = tc.trailer
-			resp, err := tr.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if string(b) != tc.want {
+			if _, b := send(t, tr, req); b != tc.want {
 				t.Fatalf("server saw %q, want %q", b, tc.want)
 			}
 		})
@@ -508,13 +508,7 @@ func TestWhichRequestsAreHeld(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := holds.Load()
-			resp, err := tr.RoundTrip(tc.req())
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if string(b) != tc.body {
+			if _, b := send(t, tr, tc.req()); b != tc.body {
 				t.Fatalf("echoed %q, want %q", b, tc.body)
 			}
 			if got := holds.Load() - before; got != tc.want {
