@@ -191,7 +191,7 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 			}
 			line := fmt.Sprintf("%-22s %-6s %9s %9s %9s %9s %6d", tg.name, label, paired.Ms(r.p50), paired.Ms(r.p90), paired.Ms(r.p99), paired.Ms(r.p999), r.errs)
 			if tg != direct {
-				line += fmt.Sprintf(" %10s %10s   %.3f/%.3f   %.1f/%.1f   %5.1f/%.1f", "+"+paired.Ms(r.p50-base.p50), "+"+paired.Ms(r.p99-base.p99), r.cpu[0], r.cpu[1], r.switches[0], r.switches[1], r.preempted[0], r.preempted[1])
+				line += fmt.Sprintf(" %10s %10s   %.3f/%.3f   %.1f/%.1f   %5.1f/%.1f", paired.SignedMs(r.p50-base.p50), paired.SignedMs(r.p99-base.p99), r.cpu[0], r.cpu[1], r.switches[0], r.switches[1], r.preempted[0], r.preempted[1])
 			}
 			fmt.Fprintln(&report, line)
 		}
