@@ -220,13 +220,29 @@ func TestBenchmarkSidecarPair(t *testing.T) {
 	}
 	fmt.Fprintln(&report)
 	fmt.Fprintf(&report, "RSS after the %d rps rounds: %s\n%s\n", rps, steadyRSS, gcLine)
-	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s:\n")
+	fmt.Fprintf(&report, "maximum throughput, 32 concurrent keep-alive clients, 5s (CPU per request of the client/server proxy at that rate):\n")
+	const maxSecs = 5
 	for _, tg := range targets {
-		rate, err := newH1Load(tg.addr, tg.host, 32).closed(5 * time.Second)
+		var cpu0 [2]float64
+		for i, pid := range tg.pids {
+			if pid != 0 {
+				cpu0[i], _, _, _ = treeUsage(t, pid)
+			}
+		}
+		rate, err := newH1Load(tg.addr, tg.host, 32).closed(maxSecs * time.Second)
 		if err != nil {
 			t.Logf("%s, maximum throughput: %v", tg.name, err)
 		}
-		fmt.Fprintf(&report, "  %-22s %8.0f rps\n", tg.name, rate)
+		line := fmt.Sprintf("  %-22s %8.0f rps", tg.name, rate)
+		if tg.pids[0] != 0 && rate > 0 {
+			var perRequest [2]float64
+			for i, pid := range tg.pids {
+				cpu, _, _, _ := treeUsage(t, pid)
+				perRequest[i] = (cpu - cpu0[i]) * 1000 / (rate * maxSecs)
+			}
+			line += fmt.Sprintf("   %.3f/%.3f ms CPU per request", perRequest[0], perRequest[1])
+		}
+		fmt.Fprintln(&report, line)
 	}
 	fmt.Fprintf(&report, "RSS after the maximum-throughput runs: client sidecar %s, server sidecar %s\n", rss(t, clientSide.proc.PID()), rss(t, server.proc.PID()))
 	for name, sc := range map[string]*sidecarProc{"client": clientSide, "server": server} {
