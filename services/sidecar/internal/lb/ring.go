@@ -2,6 +2,7 @@ package lb
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 	"sort"
 )
@@ -19,7 +20,15 @@ type ringPoint struct {
 	host *Host
 }
 
+// maxRingSize caps the ring like Envoy's default maximum_ring_size: weights
+// are uint32, so one point per unit of weight could mean billions of points.
+const maxRingSize = 1 << 23
+
 func newRing(hosts []*Host, o Options) *ring {
+	return newRingMax(hosts, o, maxRingSize)
+}
+
+func newRingMax(hosts []*Host, o Options, maxSize uint64) *ring {
 	size := o.MinRingSize
 	if size <= 0 {
 		size = 1024
@@ -35,9 +44,18 @@ func newRing(hosts []*Host, o Options) *ring {
 	for per*total < uint64(size) {
 		per <<= 1
 	}
+	points := func(w uint64) uint64 { return per * w }
+	if per*total > maxSize {
+		// Scale down to the cap as Envoy does, keeping every host on the ring.
+		points = func(w uint64) uint64 {
+			hi, lo := bits.Mul64(w, maxSize)
+			q, _ := bits.Div64(hi, lo, total) // w <= total, so hi < total
+			return max(q, 1)
+		}
+	}
 	r := &ring{rand: o.rand()}
 	for _, h := range hosts {
-		for i := range per * h.weight() {
+		for i := range points(h.weight()) {
 			r.points = append(r.points, ringPoint{hash: HashString(fmt.Sprintf("%s_%d", h.Addr, i)), host: h})
 		}
 	}
