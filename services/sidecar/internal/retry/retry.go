@@ -5,6 +5,7 @@
 package retry
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -57,7 +58,7 @@ func (p *Policy) Retryable(o Outcome) bool {
 	for _, c := range p.On {
 		switch c {
 		case On5xx:
-			if o.Status >= 500 || o.ConnectFailure || o.Reset {
+			if (o.Status >= 500 && o.Status < 600) || o.ConnectFailure || o.Reset {
 				return true
 			}
 		case OnGatewayError:
@@ -99,10 +100,17 @@ func (p *Policy) Backoff(n int, rnd func() float64) time.Duration {
 	}
 	maxI := p.MaxInterval
 	if maxI <= 0 {
-		maxI = 10 * base
+		maxI = math.MaxInt64 // 10×base would overflow
+		if base <= math.MaxInt64/10 {
+			maxI = 10 * base
+		}
 	}
 	upper := base
 	for i := 1; i < n && upper < maxI; i++ {
+		if upper > maxI/2 {
+			upper = maxI // doubling would pass the cap, or overflow
+			break
+		}
 		upper *= 2
 	}
 	upper = min(upper, maxI)

@@ -15,6 +15,7 @@ func TestRetryable(t *testing.T) {
 		{"5xx on 500", Policy{On: []Condition{On5xx}}, Outcome{Status: 500}, true},
 		{"5xx on connect failure", Policy{On: []Condition{On5xx}}, Outcome{ConnectFailure: true}, true},
 		{"5xx not on 404", Policy{On: []Condition{On5xx}}, Outcome{Status: 404}, false},
+		{"5xx not on 600", Policy{On: []Condition{On5xx}}, Outcome{Status: 600}, false},
 		{"gateway-error on 503", Policy{On: []Condition{OnGatewayError}}, Outcome{Status: 503}, true},
 		{"gateway-error not on 500", Policy{On: []Condition{OnGatewayError}}, Outcome{Status: 500}, false},
 		{"connect-failure only", Policy{On: []Condition{OnConnectFailure}}, Outcome{Reset: true}, false},
@@ -49,6 +50,12 @@ func TestBackoff(t *testing.T) {
 		}
 		if z := p.Backoff(tt.n, func() float64 { return 0 }); z != 0 {
 			t.Errorf("full jitter must reach 0, got %v", z)
+		}
+	}
+	huge := Policy{BaseInterval: 1 << 62} // 10×base and base·2 overflow int64
+	for _, n := range []int{1, 2, 3} {
+		if got := huge.Backoff(n, one); got < huge.BaseInterval/100*99 {
+			t.Errorf("Backoff(%d) with base %v = %v, want about the base or more", n, huge.BaseInterval, got)
 		}
 	}
 	def := Policy{}
