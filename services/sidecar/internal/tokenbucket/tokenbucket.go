@@ -33,7 +33,13 @@ func (b *Bucket) Allow() bool {
 	defer b.mu.Unlock()
 	if now := b.now(); b.interval > 0 {
 		if fills := int64(now.Sub(b.lastFill) / b.interval); fills > 0 {
-			b.tokens = min(b.max, b.tokens+fills*b.perFill)
+			// Saturate before multiplying: after a long idle with a tiny
+			// interval, fills×perFill overflows int64.
+			if room := b.max - b.tokens; b.perFill > 0 && fills > room/b.perFill {
+				b.tokens = b.max
+			} else {
+				b.tokens = min(b.max, b.tokens+fills*b.perFill)
+			}
 			b.lastFill = b.lastFill.Add(time.Duration(fills) * b.interval)
 		}
 	}

@@ -31,3 +31,20 @@ func TestBucket(t *testing.T) {
 		}
 	}
 }
+
+// fills×perFill once overflowed int64 after a long idle with a 1 ns
+// interval, leaving the bucket negative and refusing everything.
+func TestLongIdleRefillsToMaxWithoutOverflow(t *testing.T) {
+	now := time.Unix(0, 0)
+	b := New(5, 89, time.Nanosecond, func() time.Time { return now })
+	for b.Allow() {
+	}
+	now = now.Add(30768 * time.Hour) // 1.1e17 fills of 89
+	got := 0
+	for b.Allow() {
+		got++
+	}
+	if got != 5 {
+		t.Fatalf("%d allowed after a long idle, want max 5", got)
+	}
+}
