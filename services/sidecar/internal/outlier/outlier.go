@@ -8,6 +8,7 @@ package outlier
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -195,6 +196,11 @@ func (d *Detector) successRate() (changed bool) {
 		}
 	}
 	if len(rates) < int(max(d.cfg.SuccessRateMinimumHosts, 1)) {
+		return false
+	}
+	// Equal rates have no outlier, yet rounding can put their float mean,
+	// and with a factor below 1 the threshold, just above them.
+	if slices.Min(rates) == slices.Max(rates) {
 		return false
 	}
 	var mean float64

@@ -139,3 +139,22 @@ func TestSuccessRateNeedsVolume(t *testing.T) {
 		t.Fatal("ejection without request volume")
 	}
 }
+
+// Rounding once put the mean of equal rates (4/5 each) above them, and a
+// factor below 1 then ejected a host that was no outlier.
+func TestSuccessRateEqualRatesEjectNobody(t *testing.T) {
+	cfg := Config{BaseEjectionTime: time.Minute, MaxEjectionPercent: 100, SuccessRateMinimumHosts: 3, SuccessRateRequestVolume: 5, SuccessRateStdevFactor: 0.1}
+	d, _, a := setup(cfg, 3)
+	for _, h := range a {
+		for j := range 5 {
+			st := 200
+			if j == 0 {
+				st = 500
+			}
+			d.Report(h, Result{Status: st})
+		}
+	}
+	if d.Tick() {
+		t.Fatal("a host was ejected though every host had the same success rate")
+	}
+}
