@@ -635,7 +635,14 @@ func (w *response) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	return w.writeBody(p)
+	n, err := w.writeBody(p)
+	if err == nil && !w.chunked && w.length >= 0 && w.written == w.length {
+		// The declared body is complete: send it now, not when the handler
+		// returns, so what a proxy does after relaying it (releasing the
+		// upstream connection, metrics, the span) is off the response's path.
+		err = w.c.bw.Flush()
+	}
+	return n, err
 }
 
 func (w *response) noBodyAllowed() bool {

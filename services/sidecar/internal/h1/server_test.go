@@ -118,6 +118,53 @@ func TestServerFraming(t *testing.T) {
 	}
 }
 
+// TestServerSendsACompleteBodyBeforeTheHandlerReturns: once a handler has
+// written all of a declared Content-Length, the client has the response
+// even though the handler is still busy (a proxy releasing its upstream
+// connection and recording metrics); an unsized or unfinished body waits.
+func TestServerSendsACompleteBodyBeforeTheHandlerReturns(t *testing.T) {
+	release := make(chan struct{})
+	addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/sized":
+			w.Header().Set("Content-Length", "5")
+			io.WriteString(w, "hello")
+		case "/partial":
+			w.Header().Set("Content-Length", "10")
+			io.WriteString(w, "hello")
+		case "/unsized":
+			io.WriteString(w, "hello")
+		}
+		<-release
+	}))
+	defer close(release)
+	for _, tc := range []struct {
+		path     string
+		complete bool
+	}{{"/sized", true}, {"/partial", false}, {"/unsized", false}} {
+		t.Run(tc.path, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			var body []byte
+			if err == nil {
+				body, err = io.ReadAll(resp.Body)
+			}
+			if tc.complete && (err != nil || string(body) != "hello") {
+				t.Fatalf("response while the handler runs: body %q, %v; want hello", body, err)
+			}
+			if !tc.complete && !isTimeout(err) {
+				t.Fatalf("response while the handler runs: body %q, %v; want nothing complete before it returns", body, err)
+			}
+		})
+	}
+}
+
 func TestServerKeepAlivePipeliningAndClose(t *testing.T) {
 	var n atomic.Int64
 	addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
