@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -410,9 +411,10 @@ func FuzzRingHashIsConsistentAndBounded(f *testing.F) {
 // the hosts, and each host's slot count is exactly what the documented
 // weighted turn rule gives — in round r a host fills one more slot while it
 // holds fewer than r*w/maxW — for some last round R and some host at which
-// that round stopped.
+// that round stopped, hosts taking turns in address order.
 func checkMaglevTable(t *testing.T, hs, table []*Host) {
 	t.Helper()
+	hs = slices.SortedFunc(slices.Values(hs), func(a, b *Host) int { return strings.Compare(a.Addr, b.Addr) })
 	count := map[*Host]uint64{}
 	for i, h := range table {
 		if !slices.Contains(hs, h) {
@@ -461,7 +463,7 @@ func checkMaglevTable(t *testing.T, hs, table []*Host) {
 var maglevPrimes = []uint64{2, 3, 5, 13, 101, 251, 1021, 4099}
 
 // FuzzMaglevFollowsWeightedTurns checks the Maglev table (checkMaglevTable),
-// that it is the same when rebuilt, and that Pick reads slot key mod size.
+// that it is the same when rebuilt or built from the hosts in another order, and that Pick reads slot key mod size.
 // Maglev does not strictly bound how many keys of surviving hosts move when a
 // host goes away, so that is not asserted.
 func FuzzMaglevFollowsWeightedTurns(f *testing.F) {
@@ -489,9 +491,15 @@ func FuzzMaglevFollowsWeightedTurns(f *testing.F) {
 		}
 		checkMaglevTable(t, hs, g.table)
 		again := newMaglevSize(hs, o, m)
+		reversed := slices.Clone(hs)
+		slices.Reverse(reversed)
+		reordered := newMaglevSize(reversed, o, m)
 		for i := range g.table {
 			if again.table[i] != g.table[i] {
 				t.Fatalf("rebuilt table differs at slot %d", i)
+			}
+			if reordered.table[i] != g.table[i] {
+				t.Fatalf("the table built from the hosts in reverse order differs at slot %d: sidecars given the endpoints in another order would send a key elsewhere", i)
 			}
 		}
 		for _, k := range keysFrom(keyBytes) {

@@ -1,5 +1,10 @@
 package lb
 
+import (
+	"slices"
+	"strings"
+)
+
 // maglevTableSize is prime, as the Maglev paper requires; Envoy's default.
 const maglevTableSize = 65537
 
@@ -16,6 +21,10 @@ func newMaglev(hosts []*Host, o Options) *maglev {
 }
 
 func newMaglevSize(hosts []*Host, o Options, m uint64) *maglev {
+	// Hosts take turns in address order, not in the order the endpoints
+	// arrived: the table, and so where a key goes, must be the same in every
+	// sidecar (Envoy sorts them too since its issue 20703).
+	hosts = slices.SortedStableFunc(slices.Values(hosts), func(a, b *Host) int { return strings.Compare(a.Addr, b.Addr) })
 	type perm struct {
 		offset, skip, next uint64
 		filled             float64
