@@ -5,19 +5,9 @@ import (
 	"math/big"
 	"testing"
 	"time"
+
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/fuzzbytes"
 )
-
-// fuzzBytes hands out fuzz input one byte at a time, then zeros.
-type fuzzBytes []byte
-
-func (b *fuzzBytes) next() byte {
-	if len(*b) == 0 {
-		return 0
-	}
-	c := (*b)[0]
-	*b = (*b)[1:]
-	return c
-}
 
 // Operations, chosen by an op byte modulo 8; reports weigh half.
 const (
@@ -69,17 +59,17 @@ func FuzzDetectorMatchesModel(f *testing.F) {
 	f.Add(append(sr, opTick, opAdvance, 30, opTick))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		in := fuzzBytes(data)
+		in := fuzzbytes.Reader(data)
 		cfg := Config{
-			Consecutive5xx:            uint32(in.next() % 6),
-			ConsecutiveGatewayFailure: uint32(in.next() % 6),
+			Consecutive5xx:            uint32(in.Next() % 6),
+			ConsecutiveGatewayFailure: uint32(in.Next() % 6),
 			Interval:                  10 * time.Second,
-			BaseEjectionTime:          time.Duration(in.next()%64) * time.Second,
-			MaxEjectionTime:           time.Duration(in.next()) * time.Second,
-			MaxEjectionPercent:        uint32(in.next() % 101),
-			SuccessRateMinimumHosts:   uint32(in.next() % 6),
-			SuccessRateRequestVolume:  uint32(in.next() % 8),
-			SuccessRateStdevFactor:    float64(in.next()%32) / 10,
+			BaseEjectionTime:          time.Duration(in.Next()%64) * time.Second,
+			MaxEjectionTime:           time.Duration(in.Next()) * time.Second,
+			MaxEjectionPercent:        uint32(in.Next() % 101),
+			SuccessRateMinimumHosts:   uint32(in.Next() % 6),
+			SuccessRateRequestVolume:  uint32(in.Next() % 8),
+			SuccessRateStdevFactor:    float64(in.Next()%32) / 10,
 		}
 		c := &clock{t: time.Unix(1000, 0)}
 		d := New(cfg, c.now)
@@ -94,23 +84,23 @@ func FuzzDetectorMatchesModel(f *testing.F) {
 			d.SetHosts(addrs)
 			m.setHosts(addrs)
 		}
-		setHosts(^in.next()) // a zero byte tracks every host
+		setHosts(^in.Next()) // a zero byte tracks every host
 
 		for step := 0; len(in) > 0 && step < 200; step++ {
 			before := snapshot(d)
-			switch op := in.next() % 8; op {
+			switch op := in.Next() % 8; op {
 			case opAdvance, opAdvance + 1:
-				c.t = c.t.Add(time.Duration(in.next()) * time.Second)
+				c.t = c.t.Add(time.Duration(in.Next()) * time.Second)
 			case opTick:
 				got := d.Tick()
 				if want := m.tick(t, d, c.t); got != want {
 					t.Fatalf("step %d: Tick changed = %v, want %v", step, got, want)
 				}
 			case opSetHosts:
-				setHosts(in.next())
+				setHosts(in.Next())
 			default:
-				addr := fuzzPool[int(in.next())%len(fuzzPool)]
-				r := fuzzResults[int(in.next())%len(fuzzResults)]
+				addr := fuzzPool[int(in.Next())%len(fuzzPool)]
+				r := fuzzResults[int(in.Next())%len(fuzzResults)]
 				h := m.hosts[addr]
 				var streak5xx, streakGW uint32
 				if h != nil {

@@ -7,20 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/fuzzbytes"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/route"
 )
-
-// fuzzBytes hands out fuzz input one byte at a time, then zeros.
-type fuzzBytes []byte
-
-func (b *fuzzBytes) next() byte {
-	if len(*b) == 0 {
-		return 0
-	}
-	c := (*b)[0]
-	*b = (*b)[1:]
-	return c
-}
 
 // Caller IDs: none, two listed ones, and near misses an exact match must
 // tell apart. The fuzzer adds one more of its own.
@@ -76,21 +65,21 @@ func FuzzDecideMatchesSetModel(f *testing.F) {
 		reqs[i] = httptest.NewRequest("GET", "http://users"+p, nil)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, peer string) {
-		in := fuzzBytes(data)
+		in := fuzzbytes.Reader(data)
 		g := &ruleGen{in: &in, peers: append(slices.Clip(fuzzPeers), peer), exactOnly: true}
-		e := Engine{Action: Action(in.next() % 2)}
+		e := Engine{Action: Action(in.Next() % 2)}
 		var perms []uint32 // shapes each policy's permissions admit
 		var prins []uint16 // callers each policy's principals admit
-		for i := range int(in.next() % 5) {
+		for i := range int(in.Next() % 5) {
 			p := Policy{Name: "policy-" + string(rune('a'+i))}
 			var pm uint32
 			var cm uint16
-			for range in.next() % 3 {
+			for range in.Next() % 3 {
 				perm, m := g.permission(0)
 				p.Permissions = append(p.Permissions, perm)
 				pm |= m
 			}
-			for range in.next() % 3 {
+			for range in.Next() % 3 {
 				prin, m := g.principal(0)
 				p.Principals = append(p.Principals, prin)
 				cm |= m
@@ -143,7 +132,7 @@ func pathOf(r Request) string {
 // ruleGen decodes rule trees and, independently of the engine, the set each
 // one admits: a bitmask over request shapes or over peers.
 type ruleGen struct {
-	in        *fuzzBytes
+	in        *fuzzbytes.Reader
 	peers     []string
 	exact     []string // IDs named by exact principals
 	exactOnly bool     // every principal is built from exact IDs, And and Or
@@ -153,7 +142,7 @@ const maxDepth = 3
 
 func (g *ruleGen) permission(depth int) (Permission, uint32) {
 	const all = 1<<fuzzShapes - 1
-	kind := g.in.next() % 6
+	kind := g.in.Next() % 6
 	if depth >= maxDepth {
 		kind %= 3
 	}
@@ -161,7 +150,7 @@ func (g *ruleGen) permission(depth int) (Permission, uint32) {
 	case 0:
 		return Permission{Any: true}, all
 	case 1:
-		port := fuzzPorts[int(g.in.next())%len(fuzzPorts)]
+		port := fuzzPorts[int(g.in.Next())%len(fuzzPorts)]
 		var m uint32
 		for s := range fuzzShapes {
 			if shapePort(s) == port {
@@ -170,7 +159,7 @@ func (g *ruleGen) permission(depth int) (Permission, uint32) {
 		}
 		return Permission{DestinationPort: port}, m
 	case 2:
-		pm := fuzzPathMs[int(g.in.next())%len(fuzzPathMs)]
+		pm := fuzzPathMs[int(g.in.Next())%len(fuzzPathMs)]
 		var m uint32
 		for s := range fuzzShapes {
 			if p, isHTTP := shapePath(s); isHTTP && matchesPath(pm, p) {
@@ -187,7 +176,7 @@ func (g *ruleGen) permission(depth int) (Permission, uint32) {
 	if kind == 4 {
 		m = all
 	}
-	for range 1 + g.in.next()%3 {
+	for range 1 + g.in.Next()%3 {
 		sub, sm := g.permission(depth + 1)
 		list = append(list, sub)
 		if kind == 4 {
@@ -213,7 +202,7 @@ func (g *ruleGen) principal(depth int) (Principal, uint16) {
 		}
 		return m
 	}
-	kind := g.in.next() % 7
+	kind := g.in.Next() % 7
 	if depth >= maxDepth {
 		kind %= 4
 	}
@@ -225,13 +214,13 @@ func (g *ruleGen) principal(depth int) (Principal, uint16) {
 		g.exactOnly = false
 		return Principal{Authenticated: true}, authenticated(func(string) bool { return true })
 	case 2:
-		want := g.peers[int(g.in.next())%len(g.peers)]
+		want := g.peers[int(g.in.Next())%len(g.peers)]
 		g.exact = append(g.exact, want)
 		return Principal{Authenticated: true, PrincipalName: &route.StringMatcher{Exact: want}},
 			authenticated(func(id string) bool { return id == want })
 	case 3:
 		g.exactOnly = false
-		prefix := fuzzPrefixes[int(g.in.next())%len(fuzzPrefixes)]
+		prefix := fuzzPrefixes[int(g.in.Next())%len(fuzzPrefixes)]
 		return Principal{Authenticated: true, PrincipalName: &route.StringMatcher{Prefix: prefix}},
 			authenticated(func(id string) bool { return strings.HasPrefix(id, prefix) })
 	case 4:
@@ -244,7 +233,7 @@ func (g *ruleGen) principal(depth int) (Principal, uint16) {
 	if kind == 5 {
 		m = all
 	}
-	for range 1 + g.in.next()%3 {
+	for range 1 + g.in.Next()%3 {
 		sub, sm := g.principal(depth + 1)
 		list = append(list, sub)
 		if kind == 5 {
