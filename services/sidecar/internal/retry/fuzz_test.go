@@ -23,7 +23,7 @@ func wantRetryable(c Condition, codes []int, o Outcome) bool {
 	case OnConnectFailure:
 		return o.ConnectFailure
 	case OnReset:
-		return o.Reset
+		return noResponse // any reset, a failed connect included
 	case OnRetriable4xx:
 		return o.Status == 409
 	case OnRetriableStatusCodes:

@@ -70,7 +70,9 @@ func (p *Policy) Retryable(o Outcome) bool {
 				return true
 			}
 		case OnReset:
-			if o.Reset {
+			// As Envoy's: any reset reason but overflow, so a connection
+			// that could not be made counts too.
+			if o.Reset || o.ConnectFailure {
 				return true
 			}
 		case OnRefusedStream:

@@ -20,6 +20,8 @@ func TestRetryable(t *testing.T) {
 		{"gateway-error not on 500", Policy{On: []Condition{OnGatewayError}}, Outcome{Status: 500}, false},
 		{"connect-failure only", Policy{On: []Condition{OnConnectFailure}}, Outcome{Reset: true}, false},
 		{"reset", Policy{On: []Condition{OnReset}}, Outcome{Reset: true}, true},
+		{"reset on connect failure", Policy{On: []Condition{OnReset}}, Outcome{ConnectFailure: true}, true},
+		{"reset not on a 503", Policy{On: []Condition{OnReset}}, Outcome{Status: 503}, false},
 		{"retriable-4xx is 409", Policy{On: []Condition{OnRetriable4xx}}, Outcome{Status: 409}, true},
 		{"status codes", Policy{On: []Condition{OnRetriableStatusCodes}, StatusCodes: []int{429}}, Outcome{Status: 429}, true},
 		{"status codes miss", Policy{On: []Condition{OnRetriableStatusCodes}, StatusCodes: []int{429}}, Outcome{Status: 503}, false},
