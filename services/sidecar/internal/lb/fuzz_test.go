@@ -611,10 +611,6 @@ func FuzzLocalityFillsPrioritiesInOrder(f *testing.F) {
 			for i := range load {
 				load[i].Quo(health[i], sum)
 			}
-			// The picker truncates shares to 1/2^20 before dividing by the
-			// health sum, which scales that rounding error by 1/sum.
-			sf, _ := sum.Float64()
-			margin += 1 / sf
 		}
 		const scale = 1 << 20
 		bounds := make([]float64, len(levels)) // cumulative upper bounds, in units of 1/2^20

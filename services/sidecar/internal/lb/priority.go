@@ -30,6 +30,7 @@ func NewLocality(p Policy, levels []Level, overprovisioning float64, o Options) 
 	loc := &Locality{rand: o.rand()}
 	remaining := 1.0
 	var cum float64
+	cums := make([]float64, 0, len(levels))
 	var anyAvailable bool
 	for _, lv := range levels {
 		if len(lv.Available) > 0 {
@@ -42,18 +43,21 @@ func NewLocality(p Policy, levels []Level, overprovisioning float64, o Options) 
 		take := min(health, remaining)
 		remaining -= take
 		cum += take
+		cums = append(cums, cum)
 		loc.levels = append(loc.levels, New(p, lv.Available, o))
-		loc.share = append(loc.share, uint64(cum*shareScale))
 	}
 	if !anyAvailable {
 		return empty{}
 	}
+	// When nothing is healthy enough to absorb everything the shares are
+	// normalised over what there is (Envoy's "degraded" normalisation);
+	// before rounding, or the rounding error would grow by 1/cum.
+	total := 1.0
 	if remaining > 0 {
-		// Nothing is healthy enough to absorb everything: normalise the shares
-		// over what there is (Envoy's "degraded" normalisation).
-		for i := range loc.share {
-			loc.share[i] = uint64(float64(loc.share[i]) / cum)
-		}
+		total = cum
+	}
+	for _, c := range cums {
+		loc.share = append(loc.share, uint64(c/total*shareScale))
 	}
 	if len(loc.levels) == 1 {
 		return loc.levels[0]
