@@ -104,16 +104,31 @@ func newClusterTB(t testing.TB, n int, edit func(*server.Config)) *cluster {
 	return c
 }
 
+// handedOut holds the ports freeAddr returned: they are closed again until
+// a node binds them, so a later pick could otherwise find the same one
+// free (two nodes of one cluster with one Raft address fail to bootstrap).
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // freeAddr picks a free loopback port below the kernel's ephemeral range
 // (32768+), so that no outgoing connection takes it between now and a
-// node's restart.
+// node's restart, and never the same port twice in one test process.
 func freeAddr(t testing.TB) string {
 	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		port := 20000 + rand.IntN(12000)
+		if handedOut.ports[port] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		ln, err := net.Listen("tcp", addr)
 		if err == nil {
 			ln.Close()
+			handedOut.ports[port] = true
 			return addr
 		}
 	}
