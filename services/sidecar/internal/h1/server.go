@@ -636,10 +636,11 @@ func (w *response) Write(p []byte) (int, error) {
 		}
 	}
 	n, err := w.writeBody(p)
-	if err == nil && !w.chunked && w.length >= 0 && w.written == w.length {
-		// The declared body is complete: send it now, not when the handler
-		// returns, so what a proxy does after relaying it (releasing the
-		// upstream connection, metrics, the span) is off the response's path.
+	if err == nil && w.length >= 0 && w.written == w.length {
+		// The declared body is complete (a chunked one has no length): send
+		// it now, not when the handler returns, so what a proxy does after
+		// relaying it (releasing the upstream connection, metrics, the
+		// span) is off the response's path.
 		err = w.c.bw.Flush()
 	}
 	return n, err
