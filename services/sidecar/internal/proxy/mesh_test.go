@@ -22,11 +22,15 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/proxy"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/testpki"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/xdstest"
 )
@@ -175,6 +179,93 @@ func TestGRPCThroughSidecarPair(t *testing.T) {
 	if m, err := stream.Recv(); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("watch update: %v %v", m, err)
 	}
+}
+
+// TestGRPCLocalReplies: the sidecars' own answers reach a gRPC client as
+// gRPC statuses with their reason, from the server side (RBAC) through the
+// client sidecar, and from the client side itself (no upstream).
+func TestGRPCLocalReplies(t *testing.T) {
+	ca := testpki.NewCA(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	users := serverSidecar(t, ca, ln.Addr().String(), true, frontendID)
+	billing := clientSidecar(t, ca, "/ns/shop/sa/billing", users.addr("inbound"))
+
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	stranded := clientSidecar(t, ca, "/ns/shop/sa/frontend", dead.Addr().String())
+
+	for _, tc := range []struct {
+		name    string
+		via     *sidecar
+		code    codes.Code
+		message string // its start: the sidecar's own words, not the client's about an unexpected response
+	}{
+		{"denied by the server sidecar", billing, codes.PermissionDenied,
+			"RBAC: access denied: " + billingID + " may not call POST /grpc.health.v1.Health/Check"},
+		{"no upstream for the client sidecar", stranded, codes.Unavailable, "cannot connect to " + dead.Addr().String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, err := grpc.NewClient(tc.via.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var trailer metadata.MD // a trailers-only response's one header block
+			_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Trailer(&trailer))
+			st, _ := status.FromError(err)
+			if st.Code() != tc.code {
+				t.Fatalf("status %v, want %v", err, tc.code)
+			}
+			if !strings.HasPrefix(st.Message(), tc.message) {
+				t.Errorf("message %q, want it to start %q", st.Message(), tc.message)
+			}
+			if len(trailer.Get(proxy.ReasonHeader)) != 1 {
+				t.Errorf("no %s in the response: %v", proxy.ReasonHeader, trailer)
+			}
+		})
+	}
+	// Metrics count the denial as the 403 it stands for, not as a 200.
+	if n := downstreamRequests(t, users, "inbound", "4xx"); n != 1 {
+		t.Fatalf("server sidecar counted %v 4xx requests, want 1", n)
+	}
+}
+
+// downstreamRequests reads switchyard_sidecar_downstream_requests_total
+// for one listener and status class.
+func downstreamRequests(t *testing.T, s *sidecar, listener, class string) float64 {
+	t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "switchyard_sidecar_downstream_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["listener"] == listener && labels["code_class"] == class {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func TestWebSocketUpgrade(t *testing.T) {

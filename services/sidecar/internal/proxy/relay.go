@@ -227,13 +227,13 @@ func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, d *decision, 
 		for k, v := range pe.header {
 			w.Header()[k] = v
 		}
-		reply(w, pe.status, pe.reason, pe.msg)
+		reply(w, r, pe.status, pe.reason, pe.msg)
 	case errors.Is(r.Context().Err(), context.Canceled):
 		// The caller went away; nobody reads this.
 		w.WriteHeader(499)
 	default:
 		h.p.log.Warn("upstream reset", "listener", d.listener, "cluster", d.cluster.cfg.Name, "path", r.URL.Path, "err", err)
-		reply(w, http.StatusBadGateway, "upstream_reset", "upstream connection error: "+err.Error())
+		reply(w, r, http.StatusBadGateway, "upstream_reset", "upstream connection error: "+err.Error())
 	}
 }
 
