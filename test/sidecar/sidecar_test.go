@@ -19,6 +19,11 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-mesh/switchyard/test/harness"
 )
@@ -124,7 +129,7 @@ func TestSidecarMesh(t *testing.T) {
 		t.Logf("frontend → users handshakes: %v full, %v resumed", full, resumed)
 	})
 
-	t.Run("AuthorizationPolicy denying billing: 403 for billing, frontend passes", func(t *testing.T) {
+	t.Run("AuthorizationPolicy denying billing: 403 (gRPC: PermissionDenied) for billing, frontend passes", func(t *testing.T) {
 		m.Apply(t, `kind: AuthorizationPolicy
 name: no-billing-to-users
 spec:
@@ -148,6 +153,19 @@ spec:
 		})
 		if code, body, _, err := call(frontend.outbound, "users", "/users/1"); err != nil || code != 200 {
 			t.Fatalf("frontend → users after the policy: %d %q %v", code, body, err)
+		}
+		// A gRPC caller is denied in gRPC's terms.
+		cc, err := grpc.NewClient(billing.outbound, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+		want := "RBAC: access denied: " + workloadID("billing") + " may not call POST /grpc.health.v1.Health/Check"
+		if st, _ := status.FromError(err); st.Code() != codes.PermissionDenied || !strings.HasPrefix(st.Message(), want) {
+			t.Fatalf("gRPC billing → users: %v, want PermissionDenied: %s", err, want)
 		}
 	})
 
