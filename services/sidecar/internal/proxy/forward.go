@@ -141,7 +141,7 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		c.report(host.Addr, o.Status, o.ConnectFailure || expired)
+		c.report(host.Addr, outlierStatus(resp, o.Status), o.ConnectFailure || expired)
 		cs.request(m, c.cfg.Name, o.Status)
 		if policy != nil && try < policy.NumRetries && d.replay && policy.Retryable(o) {
 			if slot, ok := p.canRetry(c); ok {

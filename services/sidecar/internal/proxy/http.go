@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	grpccodes "google.golang.org/grpc/codes"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/fault"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
@@ -288,7 +289,7 @@ func (h *httpHandler) injectFault(w http.ResponseWriter, r *http.Request, fc *fa
 	}
 	h.p.m.faults.WithLabelValues("abort").Inc()
 	if dec.AbortGRPCStatus != 0 && isGRPC(r.Header) {
-		grpcReply(w, dec.AbortGRPCStatus, "fault_abort", "fault filter abort")
+		grpcReply(w, grpccodes.Code(dec.AbortGRPCStatus), "fault_abort", "fault filter abort")
 		return true
 	}
 	status := dec.AbortStatus

@@ -29,6 +29,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/proxy"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/testpki"
@@ -240,6 +242,62 @@ func TestGRPCLocalReplies(t *testing.T) {
 	// Metrics count the denial as the 403 it stands for, not as a 200.
 	if n := downstreamRequests(t, users, "inbound", "4xx"); n != 1 {
 		t.Fatalf("server sidecar counted %v 4xx requests, want 1", n)
+	}
+}
+
+// unavailableHealth answers every health check UNAVAILABLE, as a replica
+// whose dependencies are down does: a trailers-only gRPC response.
+type unavailableHealth struct {
+	healthpb.UnimplementedHealthServer
+}
+
+func (unavailableHealth) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	return nil, status.Error(codes.Unavailable, "database unreachable")
+}
+
+// TestGRPCFailingReplicaIsEjected: a gRPC replica answering UNAVAILABLE
+// (HTTP 200, grpc-status 14) counts as a gateway failure and is ejected.
+func TestGRPCFailingReplicaIsEjected(t *testing.T) {
+	serve := func(register func(*grpc.Server)) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs := grpc.NewServer()
+		register(gs)
+		go func() { _ = gs.Serve(ln) }()
+		t.Cleanup(gs.Stop)
+		return ln.Addr().String()
+	}
+	healthy := func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, health.NewServer()) }
+	failing := serve(func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, unavailableHealth{}) })
+	tune := func(c *clusterv3.Cluster) {
+		upstreamH2(c)
+		c.OutlierDetection = &clusterv3.OutlierDetection{ConsecutiveGatewayFailure: wrapperspb.UInt32(2), EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(100),
+			Interval: durationpb.New(time.Second), BaseEjectionTime: durationpb.New(30 * time.Second), MaxEjectionPercent: wrapperspb.UInt32(50)}
+	}
+	s := startSidecar(t, nil, "outbound")
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", nil)}, map[string][]string{"users": {serve(healthy), serve(healthy), failing}}, tune))
+	cc, err := grpc.NewClient(s.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	var failures, lastFailure int
+	for i := range 60 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("call %d: %v", i, err)
+			}
+			failures++
+			lastFailure = i
+		}
+	}
+	if failures > 2 || lastFailure > 10 {
+		t.Fatalf("%d failures, last at call %d: the replica answering UNAVAILABLE was not ejected", failures, lastFailure)
 	}
 }
 

@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+)
+
+// isGRPC reports whether a request is gRPC by Envoy's rule: a content type
+// of exactly application/grpc or one starting application/grpc+
+// (application/grpc-web is not gRPC; it has its own framing of errors).
+func isGRPC(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	rest, ok := strings.CutPrefix(ct, "application/grpc")
+	return ok && (rest == "" || rest[0] == '+')
+}
+
+// httpStatusForGRPC maps a gRPC status code to the HTTP status it stands
+// for, as Envoy's Grpc::Utility::grpcToHttpStatus does.
+func httpStatusForGRPC(code codes.Code) int {
+	switch code {
+	case codes.OK:
+		return http.StatusOK
+	case codes.Canceled:
+		return 499
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return http.StatusBadRequest
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted:
+		return http.StatusConflict
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	}
+	return http.StatusInternalServerError // Unknown, Internal, DataLoss, and codes not in the spec
+}
+
+// outlierStatus is the status outlier detection judges an attempt by. A
+// trailers-only gRPC response (how a server answers a call that fails
+// before any message) is HTTP 200 whatever its grpc-status, so, as Envoy
+// does, it is judged by the HTTP status its grpc-status stands for: a
+// replica answering UNAVAILABLE counts as a 503.
+func outlierStatus(resp *http.Response, status int) int {
+	if resp == nil || !isGRPC(resp.Header) {
+		return status
+	}
+	v := resp.Header["Grpc-Status"]
+	if len(v) != 1 {
+		return status
+	}
+	code, err := strconv.ParseUint(v[0], 10, 32)
+	if err != nil {
+		return status
+	}
+	return httpStatusForGRPC(codes.Code(code))
+}
+
+// grpcStatusFor maps an HTTP status to a gRPC status code as gRPC's
+// "HTTP to gRPC Status Code Mapping" and Envoy do.
+func grpcStatusFor(httpStatus int) codes.Code {
+	switch httpStatus {
+	case http.StatusBadRequest:
+		return codes.Internal
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.Unimplemented
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return codes.Unavailable
+	}
+	return codes.Unknown
+}
+
+// encodeGRPCMessage percent-encodes a grpc-message value as the gRPC
+// HTTP/2 protocol says: '%' and every byte outside printable ASCII become
+// %XX, so UTF-8 text survives a header.
+func encodeGRPCMessage(msg string) string {
+	plain := func(c byte) bool { return c >= ' ' && c <= '~' && c != '%' }
+	i := 0
+	for i < len(msg) && plain(msg[i]) {
+		i++
+	}
+	if i == len(msg) {
+		return msg
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(msg) + 2*(len(msg)-i))
+	b.WriteString(msg[:i])
+	for ; i < len(msg); i++ {
+		if c := msg[i]; plain(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}
