@@ -12,8 +12,11 @@ import (
 // of exactly application/grpc or one starting application/grpc+
 // (application/grpc-web is not gRPC; it has its own framing of errors).
 func isGRPC(h http.Header) bool {
-	ct := h.Get("Content-Type")
-	rest, ok := strings.CutPrefix(ct, "application/grpc")
+	ct := h["Content-Type"] // by the canonical key: Get would canonicalise it on every call
+	if len(ct) == 0 {
+		return false
+	}
+	rest, ok := strings.CutPrefix(ct[0], "application/grpc")
 	return ok && (rest == "" || rest[0] == '+')
 }
 
@@ -53,11 +56,11 @@ func httpStatusForGRPC(code codes.Code) int {
 // does, it is judged by the HTTP status its grpc-status stands for: a
 // replica answering UNAVAILABLE counts as a 503.
 func outlierStatus(resp *http.Response, status int) int {
-	if resp == nil || !isGRPC(resp.Header) {
+	if resp == nil {
 		return status
 	}
 	v := resp.Header["Grpc-Status"]
-	if len(v) != 1 {
+	if len(v) != 1 || !isGRPC(resp.Header) {
 		return status
 	}
 	code, err := strconv.ParseUint(v[0], 10, 32)
