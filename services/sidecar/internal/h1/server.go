@@ -374,6 +374,7 @@ func (c *serverConn) serveOne() bool {
 	req.RemoteAddr = c.remote
 	req.TLS = c.tls
 	req = req.WithContext(c.ctx)
+	body := req.Body
 	w := &response{c: c, req: req, status: http.StatusOK}
 	if req.Header.Get("Expect") != "" {
 		if !strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
@@ -411,9 +412,10 @@ func (c *serverConn) serveOne() bool {
 		return false
 	}
 	// The next request starts after this one's body: drain what the
-	// handler left unread, within reason.
-	if req.Body != nil && req.Body != http.NoBody {
-		if n, _ := io.CopyN(io.Discard, req.Body, 256<<10+1); n > 256<<10 {
+	// handler left unread, within reason, from the body this server made
+	// (a handler may have put another reader in req.Body).
+	if body != http.NoBody {
+		if n, _ := io.CopyN(io.Discard, body, 256<<10+1); n > 256<<10 {
 			return false
 		}
 	}

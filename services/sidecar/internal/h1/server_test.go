@@ -239,6 +239,19 @@ func TestServerUnreadBodyIsDrainedForTheNextRequest(t *testing.T) {
 	}
 }
 
+// A handler that puts another reader in req.Body (the proxy does, to
+// replay a body on a retry) leaves the connection's own body to drain.
+func TestServerDrainsItsOwnBodyWhateverTheHandlerLeftInReqBody(t *testing.T) {
+	addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = io.NopCloser(strings.NewReader(""))
+		io.WriteString(w, r.URL.Path)
+	}))
+	got := exchange(t, addr, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"x\":1}GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(got, "\r\n\r\n/a") || !strings.HasSuffix(got, "/b") {
+		t.Fatalf("exchange:\n%s", got)
+	}
+}
+
 func TestServerHijack(t *testing.T) {
 	addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, brw, err := http.NewResponseController(w).Hijack()

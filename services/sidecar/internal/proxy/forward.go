@@ -114,6 +114,8 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 				out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 				out.Body, _ = out.GetBody()
 			}
+		} else if d.stream != nil {
+			out.Body, out.GetBody = d.stream.attempt(), d.stream.getBody
 		}
 		host.Acquire()
 		start := time.Now()
@@ -143,8 +145,16 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 		}
 		c.report(host.Addr, outlierStatus(resp, o.Status), o.ConnectFailure || expired)
 		cs.request(m, c.cfg.Name, o.Status)
-		if policy != nil && try < policy.NumRetries && d.replay && policy.Retryable(o) {
-			if slot, ok := p.canRetry(c); ok {
+		if policy != nil && try < policy.NumRetries && (d.replay || d.stream != nil) && policy.Retryable(o) {
+			slot, ok := p.canRetry(c)
+			// A streamed body is taken back from this attempt only now,
+			// when a retry will follow: a response relayed instead may
+			// still be reading it.
+			if ok && !d.replay && !d.stream.reclaim(streamReclaimWait) {
+				slot()
+				ok = false
+			}
+			if ok {
 				if resp != nil {
 					_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 					_ = resp.Body.Close()
@@ -276,6 +286,12 @@ func (p *Proxy) canRetry(c *cluster) (release func(), ok bool) {
 	return rel, true
 }
 
+// streamReclaimWait bounds the wait for a streamed request body to come
+// back from an attempt for a retry: a caller that has sent its whole body
+// (every unary gRPC call) gives it back at once; one still streaming its
+// request is not retried.
+const streamReclaimWait = 20 * time.Millisecond
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return true
@@ -293,7 +309,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // classify turns a transport result into a retry/outlier outcome.
 func classify(resp *http.Response, err error) retry.Outcome {
 	if err == nil {
-		return retry.Outcome{Status: resp.StatusCode}
+		o := retry.Outcome{Status: resp.StatusCode}
+		if code, ok := trailersOnlyStatus(resp); ok {
+			o.GRPCStatus = int(code)
+		}
+		return o
 	}
 	var op *net.OpError
 	if errors.Is(err, errConnOverflow) {

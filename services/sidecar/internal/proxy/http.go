@@ -66,6 +66,7 @@ type decision struct {
 	hash     lb.Request
 	body     []byte // replayable body; nil when not replayable
 	replay   bool
+	stream   *replayBody // a body of unknown length that a retry may send again; nil for none
 	inbound  bool
 	rlHeader http.Header // x-ratelimit-* to add to the response
 	traced   bool        // a span was started: inject its context upstream
@@ -301,12 +302,19 @@ func (h *httpHandler) injectFault(w http.ResponseWriter, r *http.Request, fc *fa
 }
 
 // bufferBody keeps small bodies in memory when the route may retry or
-// mirror, reporting whether the request can be replayed.
+// mirror, reporting whether the request can be replayed. A body of
+// unknown length on a route that retries streams through a replayBody
+// instead, which decides at each retry whether it can be sent again.
 func (h *httpHandler) bufferBody(r *http.Request, d *decision, rt *route.Route) bool {
-	needs := len(rt.Action.Mirrors) > 0 || (rt.Action.Retry != nil && rt.Action.Retry.NumRetries > 0)
+	retries := rt.Action.Retry != nil && rt.Action.Retry.NumRetries > 0
+	needs := len(rt.Action.Mirrors) > 0 || retries
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 && r.Header.Get("Transfer-Encoding") == "" && r.ProtoMajor == 1 {
 		d.body = nil
 		return true
+	}
+	if retries && r.ContentLength < 0 {
+		d.stream = newReplayBody(r.Body, maxReplayBody)
+		return false
 	}
 	if !needs || r.ContentLength <= 0 || r.ContentLength > maxReplayBody {
 		return false

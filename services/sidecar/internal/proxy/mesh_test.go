@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,6 +299,61 @@ func TestGRPCFailingReplicaIsEjected(t *testing.T) {
 	}
 	if failures > 2 || lastFailure > 10 {
 		t.Fatalf("%d failures, last at call %d: the replica answering UNAVAILABLE was not ejected", failures, lastFailure)
+	}
+}
+
+// flakyHealth answers UNAVAILABLE to its first call and SERVING after,
+// recording the service each call asked about.
+type flakyHealth struct {
+	healthpb.UnimplementedHealthServer
+	mu    sync.Mutex
+	asked []string
+}
+
+func (f *flakyHealth) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, req.GetService())
+	if len(f.asked) == 1 {
+		return nil, status.Error(codes.Unavailable, "warming up")
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+// TestGRPCRetryOnUnavailable: retry_on unavailable retries a call answered
+// UNAVAILABLE, sending its request body (length unknown, as every gRPC
+// body's is) again.
+func TestGRPCRetryOnUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	flaky := &flakyHealth{}
+	healthpb.RegisterHealthServer(gs, flaky)
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	retries := func(ra *routev3.RouteAction) {
+		ra.RetryPolicy = &routev3.RetryPolicy{RetryOn: "unavailable,cancelled", NumRetries: wrapperspb.UInt32(2),
+			RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)}}
+	}
+	s := startSidecar(t, nil, "outbound")
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", retries)}, map[string][]string{"users": {ln.Addr().String()}}, upstreamH2))
+	cc, err := grpc.NewClient(s.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "users.v1.Users"})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("call through a retry: %v %v", resp, err)
+	}
+	flaky.mu.Lock()
+	defer flaky.mu.Unlock()
+	if len(flaky.asked) != 2 || flaky.asked[0] != "users.v1.Users" || flaky.asked[1] != "users.v1.Users" {
+		t.Fatalf("upstream saw %q, want the same request twice", flaky.asked)
 	}
 }
 

@@ -2,11 +2,13 @@ package proxy_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -468,5 +470,44 @@ func TestNoRouteAndNoHealthyUpstream(t *testing.T) {
 	}
 	if code, _, hdr := get(t, s.addr("outbound"), "users", "/api"); code != 503 || hdr.Get("x-switchyard-reason") != "no_healthy_upstream" {
 		t.Fatalf("got %d %s", code, hdr.Get("x-switchyard-reason"))
+	}
+}
+
+// TestRetryReplaysAChunkedBody: a body of unknown length (chunked) is
+// streamed to the first attempt and sent again, whole, by the retry.
+func TestRetryReplaysAChunkedBody(t *testing.T) {
+	var calls atomic.Int32
+	echo := newBackend(t, "echo", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if calls.Add(1) == 1 {
+			w.WriteHeader(503)
+			return
+		}
+		fmt.Fprintf(w, "%d:%s", r.ContentLength, body)
+	})
+	retries := func(ra *routev3.RouteAction) {
+		ra.RetryPolicy = &routev3.RetryPolicy{RetryOn: "5xx", NumRetries: wrapperspb.UInt32(1),
+			RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)}}
+	}
+	s := startSidecar(t, nil, "outbound")
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", retries)}, map[string][]string{"users": {echo.addr()}}, nil))
+	pr, pw := io.Pipe()
+	go func() {
+		for _, part := range []string{"one,", "two,", "three"} {
+			_, _ = pw.Write([]byte(part))
+			time.Sleep(5 * time.Millisecond)
+		}
+		_ = pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", "http://"+s.addr("outbound")+"/", pr) // no length: chunked
+	req.Host = "users"
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != "-1:one,two,three" || calls.Load() != 2 {
+		t.Fatalf("after a retry: %d %q, %d calls; want the whole chunked body sent again", resp.StatusCode, got, calls.Load())
 	}
 }

@@ -30,8 +30,56 @@ func wantRetryable(c Condition, codes []int, o Outcome) bool {
 		return slices.Contains(codes, o.Status)
 	case OnRefusedStream:
 		return o.Refused
+	case OnCancelled:
+		return o.GRPCStatus == 1
+	case OnDeadlineExceeded:
+		return o.GRPCStatus == 4
+	case OnResourceExhausted:
+		return o.GRPCStatus == 8
+	case OnInternal:
+		return o.GRPCStatus == 13
+	case OnUnavailable:
+		return o.GRPCStatus == 14
 	}
 	return false
+}
+
+// grpcConditions are the gRPC retry_on values, in the bit order of
+// FuzzRetryableGRPC's mask.
+var grpcConditions = []Condition{OnCancelled, OnDeadlineExceeded, OnInternal, OnResourceExhausted, OnUnavailable}
+
+// FuzzRetryableGRPC checks the gRPC conditions, alone and mixed with the
+// HTTP ones, against the same per-condition table.
+func FuzzRetryableGRPC(f *testing.F) {
+	f.Add(uint8(0b10000), uint8(0), 14, 200)
+	f.Add(uint8(0b10000), uint8(0b1), 13, 503)
+	f.Add(uint8(0b11111), uint8(0), 0, 200)
+	f.Add(uint8(0b1), uint8(0b10), 1, 502)
+	f.Add(uint8(0b100000), uint8(0), 14, 200) // bit 5: an unknown condition
+	f.Fuzz(func(t *testing.T, grpcMask, httpMask uint8, grpcStatus, status int) {
+		var p Policy
+		for i, c := range grpcConditions {
+			if grpcMask&(1<<i) != 0 {
+				p.On = append(p.On, c)
+			}
+		}
+		if grpcMask&(1<<5) != 0 {
+			p.On = append(p.On, "retriable-headers")
+		}
+		for i, c := range allConditions {
+			if httpMask&(1<<i) != 0 {
+				p.On = append(p.On, c)
+			}
+		}
+		o := Outcome{Status: status, GRPCStatus: grpcStatus}
+		want := false
+		for _, c := range p.On {
+			want = want || wantRetryable(c, p.StatusCodes, o)
+		}
+		if got := p.Retryable(o); got != want {
+			t.Fatalf("Retryable(%+v) with retry_on %v = %t, want %t", o, p.On, got, want)
+		}
+	})
 }
 
 // edgeStatuses are the codes the conditions turn on, for the fuzzer to pick

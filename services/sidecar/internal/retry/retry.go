@@ -24,7 +24,34 @@ const (
 	OnRetriable4xx         Condition = "retriable-4xx"
 	OnRetriableStatusCodes Condition = "retriable-status-codes"
 	OnRefusedStream        Condition = "refused-stream"
+
+	// gRPC conditions (Envoy's x-envoy-retry-grpc-on values) match the
+	// grpc-status of a trailers-only response: a status that arrives in
+	// trailers, after messages were relayed, is too late to retry.
+	OnCancelled         Condition = "cancelled"
+	OnDeadlineExceeded  Condition = "deadline-exceeded"
+	OnInternal          Condition = "internal"
+	OnResourceExhausted Condition = "resource-exhausted"
+	OnUnavailable       Condition = "unavailable"
 )
+
+// grpcCode is the gRPC status code (google.golang.org/grpc/codes) a gRPC
+// condition matches; false for the other conditions.
+func grpcCode(c Condition) (int, bool) {
+	switch c {
+	case OnCancelled:
+		return 1, true
+	case OnDeadlineExceeded:
+		return 4, true
+	case OnResourceExhausted:
+		return 8, true
+	case OnInternal:
+		return 13, true
+	case OnUnavailable:
+		return 14, true
+	}
+	return 0, false
+}
 
 // Known reports whether c is a supported condition.
 func Known(c Condition) bool {
@@ -32,7 +59,8 @@ func Known(c Condition) bool {
 	case On5xx, OnGatewayError, OnConnectFailure, OnReset, OnRetriable4xx, OnRetriableStatusCodes, OnRefusedStream:
 		return true
 	}
-	return false
+	_, ok := grpcCode(c)
+	return ok
 }
 
 // Outcome is how one upstream attempt ended.
@@ -41,6 +69,9 @@ type Outcome struct {
 	ConnectFailure bool // the connection could not be established
 	Reset          bool // the connection broke after it was established
 	Refused        bool // the upstream refused the stream before processing it (h2 REFUSED_STREAM)
+	// GRPCStatus is the grpc-status of a trailers-only gRPC response; 0
+	// (OK) when there is none.
+	GRPCStatus int
 }
 
 // Policy is a route's retry policy.
@@ -85,6 +116,10 @@ func (p *Policy) Retryable(o Outcome) bool {
 			}
 		case OnRetriableStatusCodes:
 			if slices.Contains(p.StatusCodes, o.Status) {
+				return true
+			}
+		default:
+			if code, ok := grpcCode(c); ok && o.GRPCStatus == code {
 				return true
 			}
 		}

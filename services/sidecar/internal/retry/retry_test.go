@@ -28,6 +28,15 @@ func TestRetryable(t *testing.T) {
 		{"refused stream", Policy{On: []Condition{OnRefusedStream}}, Outcome{Refused: true}, true},
 		{"refused stream is not a reset", Policy{On: []Condition{OnRefusedStream}}, Outcome{Reset: true}, false},
 		{"no conditions", Policy{}, Outcome{Status: 503}, false},
+		{"unavailable", Policy{On: []Condition{OnUnavailable}}, Outcome{Status: 200, GRPCStatus: 14}, true},
+		{"cancelled", Policy{On: []Condition{OnCancelled}}, Outcome{Status: 200, GRPCStatus: 1}, true},
+		{"deadline-exceeded", Policy{On: []Condition{OnDeadlineExceeded}}, Outcome{Status: 200, GRPCStatus: 4}, true},
+		{"resource-exhausted", Policy{On: []Condition{OnResourceExhausted}}, Outcome{Status: 200, GRPCStatus: 8}, true},
+		{"internal", Policy{On: []Condition{OnInternal}}, Outcome{Status: 200, GRPCStatus: 13}, true},
+		{"unavailable not on internal", Policy{On: []Condition{OnUnavailable}}, Outcome{Status: 200, GRPCStatus: 13}, false},
+		{"unavailable not on an HTTP 503", Policy{On: []Condition{OnUnavailable}}, Outcome{Status: 503}, false},
+		{"unavailable not on OK", Policy{On: []Condition{OnUnavailable, OnCancelled}}, Outcome{Status: 200}, false},
+		{"5xx not on a gRPC error in a 200", Policy{On: []Condition{On5xx}}, Outcome{Status: 200, GRPCStatus: 14}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,6 +44,19 @@ func TestRetryable(t *testing.T) {
 				t.Fatalf("Retryable = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestKnown(t *testing.T) {
+	for _, c := range append(append([]Condition{}, allConditions...), grpcConditions...) {
+		if !Known(c) {
+			t.Errorf("%s is not Known", c)
+		}
+	}
+	for _, c := range []Condition{"retriable-headers", "reset-before-request", "", "UNAVAILABLE"} {
+		if Known(c) {
+			t.Errorf("%q is Known", c)
+		}
 	}
 }
 

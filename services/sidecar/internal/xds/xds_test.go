@@ -28,6 +28,7 @@ import (
 
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/lb"
 	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/rbac"
+	"github.com/switchyard-mesh/switchyard/services/sidecar/internal/retry"
 )
 
 func mustAny(t testing.TB, m proto.Message) *anypb.Any {
@@ -172,7 +173,7 @@ func routeConfig(t testing.TB) *routev3.RouteConfiguration {
 				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 					ClusterSpecifier:      &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: []*routev3.WeightedCluster_ClusterWeight{{Name: "users-v1", Weight: wrapperspb.UInt32(90)}, {Name: "users-v2", Weight: wrapperspb.UInt32(10)}}}},
 					Timeout:               durationpb.New(2 * time.Second),
-					RetryPolicy:           &routev3.RetryPolicy{RetryOn: "5xx,connect-failure", NumRetries: wrapperspb.UInt32(2), PerTryTimeout: durationpb.New(500 * time.Millisecond)},
+					RetryPolicy:           &routev3.RetryPolicy{RetryOn: "5xx,connect-failure,unavailable,cancelled", NumRetries: wrapperspb.UInt32(2), PerTryTimeout: durationpb.New(500 * time.Millisecond)},
 					HashPolicy:            []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: "x-user"}}}},
 					RequestMirrorPolicies: []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "users-shadow", RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 50, Denominator: typev3.FractionalPercent_HUNDRED}}}},
 				}},
@@ -189,7 +190,7 @@ func TestValidateRouteConfig(t *testing.T) {
 	}
 	r := &tb.VirtualHosts[0].Routes[1]
 	if len(r.Action.Clusters) != 2 || r.Action.Clusters[1].Weight != 10 || r.Action.Timeout != 2*time.Second ||
-		r.Action.Retry.NumRetries != 2 || len(r.Action.Retry.On) != 2 || r.Action.HashPolicies[0].Header != "x-user" ||
+		r.Action.Retry.NumRetries != 2 || len(r.Action.Retry.On) != 4 || r.Action.Retry.On[2] != retry.OnUnavailable || r.Action.HashPolicies[0].Header != "x-user" ||
 		r.Action.Mirrors[0].PerMillion != 500_000 || r.Fault.AbortPerMillion != 100_000 || r.Fault.AbortStatus != 503 {
 		t.Fatalf("unexpected route %+v", r)
 	}
