@@ -57,10 +57,12 @@ func TestResilienceThroughTheMesh(t *testing.T) {
 		w.WriteHeader(500)
 	})))
 	frontend := m.startSidecar(t, "frontend", "frontend-1", 0)
+	// The gRPC conditions ride along: a sidecar that refused them would
+	// NACK the whole route, and no retry below would happen.
 	m.Apply(t, `kind: ServiceDefaults
 name: orders
 spec:
-  retries: {attempts: 3, retry_on: [5xx], backoff: {base_interval: 1ms}, budget: {percent: 20, min_retry_concurrency: 1}}
+  retries: {attempts: 3, retry_on: [5xx, unavailable, cancelled], backoff: {base_interval: 1ms}, budget: {percent: 20, min_retry_concurrency: 1}}
   circuit_breaker: {max_requests: 2, max_pending_requests: 1, max_retries: 100}
 ---
 kind: HTTPRoute
