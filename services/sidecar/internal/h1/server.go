@@ -374,7 +374,6 @@ func (c *serverConn) serveOne() bool {
 	req.RemoteAddr = c.remote
 	req.TLS = c.tls
 	req = req.WithContext(c.ctx)
-	body := req.Body
 	w := &response{c: c, req: req, status: http.StatusOK}
 	if req.Header.Get("Expect") != "" {
 		if !strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
@@ -386,8 +385,9 @@ func (c *serverConn) serveOne() bool {
 			req.Body = &expectContinue{ReadCloser: req.Body, w: w}
 		}
 	}
+	body := req.Body // drained after the handler, whatever it leaves in req.Body
 	c.wmu.Lock()
-	c.wbody, c.wstopped = req.Body, false
+	c.wbody, c.wstopped = body, false
 	c.wmu.Unlock()
 	if c.wtimer == nil {
 		c.wexit = make(chan struct{}, 1)
@@ -412,8 +412,7 @@ func (c *serverConn) serveOne() bool {
 		return false
 	}
 	// The next request starts after this one's body: drain what the
-	// handler left unread, within reason, from the body this server made
-	// (a handler may have put another reader in req.Body).
+	// handler left unread, within reason, from the body this server made.
 	if body != http.NoBody {
 		if n, _ := io.CopyN(io.Discard, body, 256<<10+1); n > 256<<10 {
 			return false
