@@ -144,26 +144,39 @@ func TestMTLSHopAndRBAC(t *testing.T) {
 	}
 }
 
-func TestGRPCThroughSidecarPair(t *testing.T) {
-	ca := testpki.NewCA(t)
+// startGRPC serves a gRPC server on loopback with what register adds,
+// returning its address.
+func startGRPC(t *testing.T, register func(*grpc.Server)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	hs := health.NewServer()
-	hs.SetServingStatus("users", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
+	register(gs)
 	go func() { _ = gs.Serve(ln) }()
 	t.Cleanup(gs.Stop)
+	return ln.Addr().String()
+}
 
-	users := serverSidecar(t, ca, ln.Addr().String(), true, frontendID)
-	frontend := clientSidecar(t, ca, "/ns/shop/sa/frontend", users.addr("inbound"))
-	cc, err := grpc.NewClient(frontend.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
+// dialUsers is a gRPC client of "users" through a sidecar's outbound listener.
+func dialUsers(t *testing.T, s *sidecar) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient(s.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+func TestGRPCThroughSidecarPair(t *testing.T) {
+	ca := testpki.NewCA(t)
+	hs := health.NewServer()
+	hs.SetServingStatus("users", healthpb.HealthCheckResponse_SERVING)
+	app := startGRPC(t, func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, hs) })
+	users := serverSidecar(t, ca, app, true, frontendID)
+	cc := dialUsers(t, clientSidecar(t, ca, "/ns/shop/sa/frontend", users.addr("inbound")))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "users"})
@@ -189,16 +202,8 @@ func TestGRPCThroughSidecarPair(t *testing.T) {
 // client sidecar, and from the client side itself (no upstream).
 func TestGRPCLocalReplies(t *testing.T) {
 	ca := testpki.NewCA(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	go func() { _ = gs.Serve(ln) }()
-	t.Cleanup(gs.Stop)
-	users := serverSidecar(t, ca, ln.Addr().String(), true, frontendID)
+	app := startGRPC(t, func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, health.NewServer()) })
+	users := serverSidecar(t, ca, app, true, frontendID)
 	billing := clientSidecar(t, ca, "/ns/shop/sa/billing", users.addr("inbound"))
 
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
@@ -219,11 +224,7 @@ func TestGRPCLocalReplies(t *testing.T) {
 		{"no upstream for the client sidecar", stranded, codes.Unavailable, "cannot connect to " + dead.Addr().String()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cc, err := grpc.NewClient(tc.via.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cc.Close()
+			cc := dialUsers(t, tc.via)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			var trailer metadata.MD // a trailers-only response's one header block
@@ -259,31 +260,16 @@ func (unavailableHealth) Check(context.Context, *healthpb.HealthCheckRequest) (*
 // TestGRPCFailingReplicaIsEjected: a gRPC replica answering UNAVAILABLE
 // (HTTP 200, grpc-status 14) counts as a gateway failure and is ejected.
 func TestGRPCFailingReplicaIsEjected(t *testing.T) {
-	serve := func(register func(*grpc.Server)) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		gs := grpc.NewServer()
-		register(gs)
-		go func() { _ = gs.Serve(ln) }()
-		t.Cleanup(gs.Stop)
-		return ln.Addr().String()
-	}
 	healthy := func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, health.NewServer()) }
-	failing := serve(func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, unavailableHealth{}) })
+	failing := startGRPC(t, func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, unavailableHealth{}) })
 	tune := func(c *clusterv3.Cluster) {
 		upstreamH2(c)
 		c.OutlierDetection = &clusterv3.OutlierDetection{ConsecutiveGatewayFailure: wrapperspb.UInt32(2), EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(100),
 			Interval: durationpb.New(time.Second), BaseEjectionTime: durationpb.New(30 * time.Second), MaxEjectionPercent: wrapperspb.UInt32(50)}
 	}
 	s := startSidecar(t, nil, "outbound")
-	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", nil)}, map[string][]string{"users": {serve(healthy), serve(healthy), failing}}, tune))
-	cc, err := grpc.NewClient(s.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", nil)}, map[string][]string{"users": {startGRPC(t, healthy), startGRPC(t, healthy), failing}}, tune))
+	cc := dialUsers(t, s)
 	var failures, lastFailure int
 	for i := range 60 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -324,26 +310,15 @@ func (f *flakyHealth) Check(_ context.Context, req *healthpb.HealthCheckRequest)
 // UNAVAILABLE, sending its request body (length unknown, as every gRPC
 // body's is) again.
 func TestGRPCRetryOnUnavailable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
 	flaky := &flakyHealth{}
-	healthpb.RegisterHealthServer(gs, flaky)
-	go func() { _ = gs.Serve(ln) }()
-	t.Cleanup(gs.Stop)
+	app := startGRPC(t, func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, flaky) })
 	retries := func(ra *routev3.RouteAction) {
 		ra.RetryPolicy = &routev3.RetryPolicy{RetryOn: "unavailable,cancelled", NumRetries: wrapperspb.UInt32(2),
 			RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)}}
 	}
 	s := startSidecar(t, nil, "outbound")
-	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", retries)}, map[string][]string{"users": {ln.Addr().String()}}, upstreamH2))
-	cc, err := grpc.NewClient(s.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", retries)}, map[string][]string{"users": {app}}, upstreamH2))
+	cc := dialUsers(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "users.v1.Users"})
