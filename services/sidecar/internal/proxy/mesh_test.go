@@ -146,7 +146,7 @@ func TestMTLSHopAndRBAC(t *testing.T) {
 
 // startGRPC serves a gRPC server on loopback with what register adds,
 // returning its address.
-func startGRPC(t *testing.T, register func(*grpc.Server)) string {
+func startGRPC(t testing.TB, register func(*grpc.Server)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -160,7 +160,7 @@ func startGRPC(t *testing.T, register func(*grpc.Server)) string {
 }
 
 // dialUsers is a gRPC client of "users" through a sidecar's outbound listener.
-func dialUsers(t *testing.T, s *sidecar) *grpc.ClientConn {
+func dialUsers(t testing.TB, s *sidecar) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient(s.addr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("users"))
 	if err != nil {

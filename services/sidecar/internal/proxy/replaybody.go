@@ -22,9 +22,9 @@ import (
 type replayBody struct {
 	src   io.Reader
 	limit int
-	wake  chan struct{} // a Read of src ended while reclaim waited for it
 
 	mu      sync.Mutex
+	wake    chan struct{} // a Read of src ended while reclaim waited for it; made by the first wait
 	buf     []byte
 	over    bool  // more than limit bytes were read: no replay
 	err     error // src's last error (io.EOF at its end)
@@ -42,7 +42,7 @@ type attemptBody struct {
 var errReclaimed = errors.New("request body taken back for a retry")
 
 func newReplayBody(src io.Reader, limit int) *replayBody {
-	return &replayBody{src: src, limit: limit, wake: make(chan struct{}, 1)}
+	return &replayBody{src: src, limit: limit}
 }
 
 // attempt hands the body to a new attempt. The previous one, if any, must
@@ -73,18 +73,22 @@ func (b *replayBody) reclaim(wait time.Duration) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.reading && !b.over && wait > 0 {
+		if b.wake == nil {
+			b.wake = make(chan struct{}, 1)
+		}
+		wake := b.wake
 		b.waiting = true
 		b.mu.Unlock()
 		t := time.NewTimer(wait)
 		select {
-		case <-b.wake:
+		case <-wake:
 		case <-t.C:
 		}
 		t.Stop()
 		b.mu.Lock()
 		b.waiting = false
 		select {
-		case <-b.wake: // a wake sent after the timer fired
+		case <-wake: // a wake sent after the timer fired
 		default:
 		}
 	}
