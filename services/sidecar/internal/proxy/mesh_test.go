@@ -332,6 +332,33 @@ func TestGRPCRetryOnUnavailable(t *testing.T) {
 	}
 }
 
+// TestGRPCRetriedOnConnectFailure: the control plane's default retry
+// policy (connect-failure, refused-stream) covers gRPC calls too, though
+// their bodies have no length: a dead replica costs no call.
+func TestGRPCRetriedOnConnectFailure(t *testing.T) {
+	live := startGRPC(t, func(gs *grpc.Server) { healthpb.RegisterHealthServer(gs, health.NewServer()) })
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	retries := func(ra *routev3.RouteAction) {
+		ra.RetryPolicy = &routev3.RetryPolicy{RetryOn: "connect-failure,refused-stream", NumRetries: wrapperspb.UInt32(2),
+			RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)}}
+	}
+	s := startSidecar(t, nil, "outbound")
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", retries)}, map[string][]string{"users": {dead.Addr().String(), live}}, upstreamH2))
+	client := healthpb.NewHealthClient(dialUsers(t, s))
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+}
+
 // downstreamRequests reads switchyard_sidecar_downstream_requests_total
 // for one listener and status class.
 func downstreamRequests(t *testing.T, s *sidecar, listener, class string) float64 {
