@@ -213,6 +213,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mirror(r, d, rt)
 	h.forward(sw, r, d)
+	if d.stream != nil {
+		d.stream.finish()
+	}
 }
 
 // peerInfo is the verified caller of a TLS connection, worked out once per
@@ -303,8 +306,9 @@ func (h *httpHandler) injectFault(w http.ResponseWriter, r *http.Request, fc *fa
 
 // bufferBody keeps small bodies in memory when the route may retry or
 // mirror, reporting whether the request can be replayed. A body of
-// unknown length on a route that retries streams through a replayBody
-// instead, which decides at each retry whether it can be sent again.
+// unknown length streams through a replayBody instead, which decides at
+// each retry whether it can be sent again and hands mirrors the body once
+// it has all arrived.
 func (h *httpHandler) bufferBody(r *http.Request, d *decision, rt *route.Route) bool {
 	retries := rt.Action.Retry != nil && rt.Action.Retry.NumRetries > 0
 	needs := len(rt.Action.Mirrors) > 0 || retries
@@ -312,7 +316,7 @@ func (h *httpHandler) bufferBody(r *http.Request, d *decision, rt *route.Route) 
 		d.body = nil
 		return true
 	}
-	if retries && r.ContentLength < 0 {
+	if needs && r.ContentLength < 0 {
 		d.stream = newReplayBody(r.Body, maxReplayBody)
 		return false
 	}
@@ -342,7 +346,7 @@ func (h *httpHandler) mirror(r *http.Request, d *decision, rt *route.Route) {
 			h.p.m.mirrors.WithLabelValues(m.Cluster, "no_cluster").Inc()
 			continue
 		}
-		if !d.replay {
+		if !d.replay && d.stream == nil {
 			h.p.m.mirrors.WithLabelValues(m.Cluster, "skipped_body").Inc()
 			continue
 		}
@@ -350,7 +354,19 @@ func (h *httpHandler) mirror(r *http.Request, d *decision, rt *route.Route) {
 		out.Host = shadowHost(r.Host)
 		out.RequestURI = ""
 		removeHopHeaders(out.Header)
-		go h.p.sendMirror(mc, out, d.body)
+		if d.replay {
+			go h.p.sendMirror(mc, out, d.body)
+			continue
+		}
+		// A streamed body: the copy goes once all of it has passed
+		// through to the upstream (never holding the caller up).
+		d.stream.whenRead(func(body []byte, complete bool) {
+			if !complete {
+				h.p.m.mirrors.WithLabelValues(mc.cfg.Name, "skipped_body").Inc()
+				return
+			}
+			go h.p.sendMirror(mc, out, body)
+		})
 	}
 }
 

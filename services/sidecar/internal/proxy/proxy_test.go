@@ -511,3 +511,49 @@ func TestRetryReplaysAChunkedBody(t *testing.T) {
 		t.Fatalf("after a retry: %d %q, %d calls; want the whole chunked body sent again", resp.StatusCode, got, calls.Load())
 	}
 }
+
+// TestMirrorOfAChunkedBody: a body of unknown length reaches the mirror
+// whole, once it has all passed through to the primary.
+func TestMirrorOfAChunkedBody(t *testing.T) {
+	primary := newBackend(t, "primary", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "primary:%s", body)
+	})
+	mirrored := make(chan string, 1)
+	shadow := newBackend(t, "shadow", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mirrored <- string(body)
+	})
+	mirror := func(ra *routev3.RouteAction) {
+		ra.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "shadow"}}
+	}
+	s := startSidecar(t, nil, "outbound")
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", mirror)}, map[string][]string{"users": {primary.addr()}, "shadow": {shadow.addr()}}, nil))
+	pr, pw := io.Pipe()
+	go func() {
+		for _, part := range []string{"one,", "two,", "three"} {
+			_, _ = pw.Write([]byte(part))
+			time.Sleep(5 * time.Millisecond)
+		}
+		_ = pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", "http://"+s.addr("outbound")+"/", pr) // no length: chunked
+	req.Host = "users"
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != "primary:one,two,three" {
+		t.Fatalf("primary answered %q", got)
+	}
+	select {
+	case body := <-mirrored:
+		if body != "one,two,three" {
+			t.Fatalf("mirror got %q, want the whole body", body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no mirror of the chunked request")
+	}
+}

@@ -31,6 +31,8 @@ type replayBody struct {
 	owner   *attemptBody
 	reading bool // the owner is inside src.Read
 	waiting bool // reclaim waits for that Read to end
+	ended   bool // src has ended, or passed limit, or the request is over
+	onEnd   []func(body []byte, complete bool)
 }
 
 // attemptBody is one attempt's reader of a replayBody.
@@ -139,9 +141,58 @@ func (a *attemptBody) Read(p []byte) (int, error) {
 		default:
 		}
 	}
+	var ended []func([]byte, bool)
+	if err != nil || b.over {
+		ended = b.endLocked()
+	}
+	body, complete := b.buf, b.completeLocked()
 	b.mu.Unlock()
+	for _, f := range ended {
+		f(body, complete)
+	}
 	return n, err
 }
+
+// whenRead calls f once the body has been read to its end (complete, with
+// the whole body), or can no longer be kept whole (past limit, a read
+// error, the request over before its end: not complete). Mirrors of a
+// streamed body wait for it this way, so the caller never waits for them.
+// f must not block.
+func (b *replayBody) whenRead(f func(body []byte, complete bool)) {
+	b.mu.Lock()
+	if !b.ended {
+		b.onEnd = append(b.onEnd, f)
+		b.mu.Unlock()
+		return
+	}
+	body, complete := b.buf, b.completeLocked()
+	b.mu.Unlock()
+	f(body, complete)
+}
+
+// finish ends the body when its request is over: what still waits for its
+// end is told it will not come whole.
+func (b *replayBody) finish() {
+	b.mu.Lock()
+	ended := b.endLocked()
+	body, complete := b.buf, b.completeLocked()
+	b.mu.Unlock()
+	for _, f := range ended {
+		f(body, complete)
+	}
+}
+
+func (b *replayBody) endLocked() []func([]byte, bool) {
+	if b.ended {
+		return nil
+	}
+	b.ended = true
+	fs := b.onEnd
+	b.onEnd = nil
+	return fs
+}
+
+func (b *replayBody) completeLocked() bool { return errors.Is(b.err, io.EOF) && !b.over }
 
 // Close ends the attempt's use of the body; the source is the server's to
 // close.

@@ -101,6 +101,54 @@ func TestReplayBodyReclaimWaitsForAReadInProgress(t *testing.T) {
 	}
 }
 
+func TestReplayBodyWhenRead(t *testing.T) {
+	type call struct {
+		body     string
+		complete bool
+	}
+	record := func(calls *[]call) func([]byte, bool) {
+		return func(body []byte, complete bool) { *calls = append(*calls, call{string(body), complete}) }
+	}
+
+	var calls []call
+	b := newReplayBody(&chunkReader{data: []byte("whole body"), max: 3}, 64)
+	b.whenRead(record(&calls))
+	a := b.attempt()
+	p := make([]byte, 4)
+	_, _ = a.Read(p)
+	if len(calls) != 0 {
+		t.Fatalf("called before the end: %v", calls)
+	}
+	_, _ = io.ReadAll(a)
+	b.finish()
+	if len(calls) != 1 || calls[0] != (call{"whole body", true}) {
+		t.Fatalf("at the end: %v, want one call with the whole body", calls)
+	}
+	b.whenRead(record(&calls)) // registered after the end: called at once
+	if len(calls) != 2 || calls[1] != (call{"whole body", true}) {
+		t.Fatalf("late registration: %v", calls)
+	}
+
+	calls = nil
+	b = newReplayBody(strings.NewReader(strings.Repeat("x", 100)), 64)
+	b.whenRead(record(&calls))
+	_, _ = io.ReadAll(b.attempt())
+	if len(calls) != 1 || calls[0].complete {
+		t.Fatalf("past the limit: %v, want one call, not complete", calls)
+	}
+
+	calls = nil
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	b = newReplayBody(pr, 64)
+	b.whenRead(record(&calls))
+	b.finish() // the request ended before its body did
+	b.finish()
+	if len(calls) != 1 || calls[0].complete {
+		t.Fatalf("request over before the body: %v, want one call, not complete", calls)
+	}
+}
+
 // FuzzReplayBody reads a body in chunks of fuzzed sizes, reclaiming and
 // starting a new attempt at fuzzed points: every attempt that reaches the
 // end must have read the whole body, in order.
