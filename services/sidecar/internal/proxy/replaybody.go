@@ -141,15 +141,11 @@ func (a *attemptBody) Read(p []byte) (int, error) {
 		default:
 		}
 	}
-	var ended []func([]byte, bool)
 	if err != nil || b.over {
-		ended = b.endLocked()
+		b.runEndLocked() // unlocks
+		return n, err
 	}
-	body, complete := b.buf, b.completeLocked()
 	b.mu.Unlock()
-	for _, f := range ended {
-		f(body, complete)
-	}
 	return n, err
 }
 
@@ -174,22 +170,23 @@ func (b *replayBody) whenRead(f func(body []byte, complete bool)) {
 // end is told it will not come whole.
 func (b *replayBody) finish() {
 	b.mu.Lock()
-	ended := b.endLocked()
-	body, complete := b.buf, b.completeLocked()
-	b.mu.Unlock()
-	for _, f := range ended {
-		f(body, complete)
-	}
+	b.runEndLocked()
 }
 
-func (b *replayBody) endLocked() []func([]byte, bool) {
+// runEndLocked marks the body ended, unlocks b.mu and calls what waited
+// for the end, once.
+func (b *replayBody) runEndLocked() {
 	if b.ended {
-		return nil
+		b.mu.Unlock()
+		return
 	}
 	b.ended = true
-	fs := b.onEnd
+	fs, body, complete := b.onEnd, b.buf, b.completeLocked()
 	b.onEnd = nil
-	return fs
+	b.mu.Unlock()
+	for _, f := range fs {
+		f(body, complete)
+	}
 }
 
 func (b *replayBody) completeLocked() bool { return errors.Is(b.err, io.EOF) && !b.over }
