@@ -491,25 +491,33 @@ func TestRetryReplaysAChunkedBody(t *testing.T) {
 	}
 	s := startSidecar(t, nil, "outbound")
 	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", retries)}, map[string][]string{"users": {echo.addr()}}, nil))
+	status, got := postChunked(t, s.addr("outbound"), "one,", "two,", "three")
+	if status != 200 || got != "-1:one,two,three" || calls.Load() != 2 {
+		t.Fatalf("after a retry: %d %q, %d calls; want the whole chunked body sent again", status, got, calls.Load())
+	}
+}
+
+// postChunked POSTs parts to users through the outbound listener at addr
+// as a chunked body (no length), 5 ms apart, as a streaming client would.
+func postChunked(t *testing.T, addr string, parts ...string) (status int, body string) {
+	t.Helper()
 	pr, pw := io.Pipe()
 	go func() {
-		for _, part := range []string{"one,", "two,", "three"} {
+		for _, part := range parts {
 			_, _ = pw.Write([]byte(part))
 			time.Sleep(5 * time.Millisecond)
 		}
 		_ = pw.Close()
 	}()
-	req, _ := http.NewRequest("POST", "http://"+s.addr("outbound")+"/", pr) // no length: chunked
+	req, _ := http.NewRequest("POST", "http://"+addr+"/", pr)
 	req.Host = "users"
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(got) != "-1:one,two,three" || calls.Load() != 2 {
-		t.Fatalf("after a retry: %d %q, %d calls; want the whole chunked body sent again", resp.StatusCode, got, calls.Load())
-	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // TestMirrorOfAChunkedBody: a body of unknown length reaches the mirror
@@ -529,24 +537,9 @@ func TestMirrorOfAChunkedBody(t *testing.T) {
 	}
 	s := startSidecar(t, nil, "outbound")
 	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", mirror)}, map[string][]string{"users": {primary.addr()}, "shadow": {shadow.addr()}}, nil))
-	pr, pw := io.Pipe()
-	go func() {
-		for _, part := range []string{"one,", "two,", "three"} {
-			_, _ = pw.Write([]byte(part))
-			time.Sleep(5 * time.Millisecond)
-		}
-		_ = pw.Close()
-	}()
-	req, _ := http.NewRequest("POST", "http://"+s.addr("outbound")+"/", pr) // no length: chunked
-	req.Host = "users"
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(got) != "primary:one,two,three" {
-		t.Fatalf("primary answered %q", got)
+	status, got := postChunked(t, s.addr("outbound"), "one,", "two,", "three")
+	if status != 200 || got != "primary:one,two,three" {
+		t.Fatalf("primary answered %d %q", status, got)
 	}
 	select {
 	case body := <-mirrored:
