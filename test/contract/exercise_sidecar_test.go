@@ -17,7 +17,7 @@ func init() { exercisers["sidecar"] = exerciseSidecar }
 // exerciseSidecar runs a ca, a one-node registry, the control plane and two
 // sidecars (frontend, and users in front of a tiny app, registered by its
 // sidecar), then sends requests frontend → users over mTLS so the proxy's
-// downstream, upstream and xDS series have samples.
+// downstream, upstream (gRPC ones too) and xDS series have samples.
 func exerciseSidecar(t testing.TB) []string {
 	users, frontend := meshtest.WorkloadID("users"), meshtest.WorkloadID("frontend")
 	m := meshtest.StartCA(t, map[string]string{
@@ -35,7 +35,15 @@ func exerciseSidecar(t testing.TB) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Content-Type") == "application/grpc" {
+			// A trailers-only gRPC answer, enough for the proxies' gRPC series.
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Grpc-Status", "0")
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})}
 	go func() { _ = app.Serve(appLn) }()
 	t.Cleanup(func() { app.Close() })
 
@@ -64,5 +72,16 @@ func exerciseSidecar(t testing.TB) []string {
 		}
 		return nil
 	})
+	req, _ := http.NewRequest("POST", "http://"+out+"/users.v1.Users/Get", http.NoBody)
+	req.Host = "users"
+	req.Header.Set("Content-Type", "application/grpc")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Grpc-Status") != "0" {
+		t.Fatalf("gRPC-framed call frontend → users: %s %v", resp.Status, resp.Header)
+	}
 	return []string{"http://" + frontendAdmin + "/metrics", "http://" + usersAdmin + "/metrics"}
 }

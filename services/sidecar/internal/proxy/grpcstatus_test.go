@@ -92,6 +92,17 @@ func TestOutlierStatus(t *testing.T) {
 	}
 }
 
+func TestGRPCStatusLabel(t *testing.T) {
+	for v, want := range map[string]string{
+		"0": "OK", "1": "Canceled", "14": "Unavailable", "16": "Unauthenticated",
+		"17": "invalid", "255": "invalid", "256": "invalid", "-1": "invalid", "x": "invalid", "": "invalid", " 0": "invalid",
+	} {
+		if got := grpcStatusLabel(v); got != want {
+			t.Errorf("grpcStatusLabel(%q) = %q, want %q", v, got, want)
+		}
+	}
+}
+
 func TestEncodeGRPCMessage(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                   "",

@@ -242,7 +242,7 @@ func TestGRPCLocalReplies(t *testing.T) {
 		})
 	}
 	// Metrics count the denial as the 403 it stands for, not as a 200.
-	if n := downstreamRequests(t, users, "inbound", "4xx"); n != 1 {
+	if n := counterValue(t, users, "switchyard_sidecar_downstream_requests_total", map[string]string{"listener": "inbound", "code_class": "4xx"}); n != 1 {
 		t.Fatalf("server sidecar counted %v 4xx requests, want 1", n)
 	}
 }
@@ -285,6 +285,13 @@ func TestGRPCFailingReplicaIsEjected(t *testing.T) {
 	}
 	if failures > 2 || lastFailure > 10 {
 		t.Fatalf("%d failures, last at call %d: the replica answering UNAVAILABLE was not ejected", failures, lastFailure)
+	}
+	// The calls by grpc-status, though every one was an HTTP 200.
+	grpcResponses := func(status string) float64 {
+		return counterValue(t, s, "switchyard_sidecar_upstream_grpc_responses_total", map[string]string{"cluster": "users", "grpc_status": status})
+	}
+	if ok, unavailable := grpcResponses("OK"), grpcResponses("Unavailable"); ok != float64(60-failures) || unavailable != float64(failures) {
+		t.Fatalf("grpc_responses_total: OK %v, Unavailable %v; want %d and %d", ok, unavailable, 60-failures, failures)
 	}
 }
 
@@ -359,26 +366,30 @@ func TestGRPCRetriedOnConnectFailure(t *testing.T) {
 	}
 }
 
-// downstreamRequests reads switchyard_sidecar_downstream_requests_total
-// for one listener and status class.
-func downstreamRequests(t *testing.T, s *sidecar, listener, class string) float64 {
+// counterValue reads a counter of a sidecar's registry: the series of name
+// whose labels include want; 0 when there is none.
+func counterValue(t *testing.T, s *sidecar, name string, want map[string]string) float64 {
 	t.Helper()
 	mfs, err := s.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "switchyard_sidecar_downstream_requests_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["listener"] == listener && labels["code_class"] == class {
-				return m.GetCounter().GetValue()
+			for k, v := range want {
+				if labels[k] != v {
+					continue series
+				}
 			}
+			return m.GetCounter().GetValue()
 		}
 	}
 	return 0

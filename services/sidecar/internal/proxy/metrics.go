@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
 )
 
 // metrics are the proxy's Prometheus series. Upstream series are labelled
@@ -21,6 +23,7 @@ type metrics struct {
 	upstreamConns     *prometheus.CounterVec   // cluster, result
 	upstreamConnsOpen *prometheus.GaugeVec     // cluster
 	upstreamTLS       *prometheus.CounterVec   // cluster, session
+	upstreamGRPC      *prometheus.CounterVec   // cluster, grpc_status
 	downstream        *prometheus.CounterVec   // listener, code_class
 	downstreamDur     *prometheus.HistogramVec // listener
 	rbacDenied        *prometheus.CounterVec   // listener
@@ -55,6 +58,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "TCP connections to the cluster's hosts now open, pooled or in use."}, []string{"cluster"}),
 		upstreamTLS: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_upstream_tls_handshakes_total",
 			Help: "mTLS handshakes completed with the cluster's hosts over HTTP/1.1, by session (full, resumed)."}, []string{"cluster", "session"}),
+		upstreamGRPC: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_upstream_grpc_responses_total",
+			Help: "gRPC responses relayed from the cluster by grpc-status (OK, Unavailable, …; from the trailers, or the headers of a trailers-only response): a gRPC call fails inside an HTTP 200."}, []string{"cluster", "grpc_status"}),
 		downstream: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchyard_sidecar_downstream_requests_total",
 			Help: "Requests received by listener and status class."}, []string{"listener", "code_class"}),
 		downstreamDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchyard_sidecar_downstream_request_duration_seconds",
@@ -78,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.faults.WithLabelValues("abort")
 	if reg != nil {
 		reg.MustRegister(m.upstreamRequests, m.upstreamDuration, m.upstreamRetries, m.upstreamOverflow, m.upstreamEjections,
-			m.upstreamEjected, m.upstreamActive, m.upstreamConns, m.upstreamConnsOpen, m.upstreamTLS, m.downstream, m.downstreamDur, m.rbacDenied, m.rateLimited, m.rateLimitErrors,
+			m.upstreamEjected, m.upstreamActive, m.upstreamConns, m.upstreamConnsOpen, m.upstreamTLS, m.upstreamGRPC, m.downstream, m.downstreamDur, m.rbacDenied, m.rateLimited, m.rateLimitErrors,
 			m.faults, m.mirrors, m.tcpConns, m.tcpActive)
 	}
 	return m
@@ -135,6 +140,31 @@ func (s *clusterSeries) request(m *metrics, cluster string, status int) {
 		return
 	}
 	m.upstreamRequests.WithLabelValues(cluster, codeClass(status)).Inc()
+}
+
+// grpcResponse counts a relayed gRPC response by its grpc-status. Its
+// series are made on first use, not at zero per cluster: 17 statuses for
+// every cluster, gRPC or not, would be mostly noise.
+func (m *metrics) grpcResponse(cluster string, resp *http.Response) {
+	v := resp.Trailer["Grpc-Status"]
+	if len(v) == 0 {
+		v = resp.Header["Grpc-Status"] // trailers-only
+	}
+	if len(v) != 1 {
+		return
+	}
+	m.upstreamGRPC.WithLabelValues(cluster, grpcStatusLabel(v[0])).Inc()
+}
+
+// grpcStatusLabel is a grpc-status value's code name ("OK",
+// "Unavailable", …), or "invalid" for a value outside the spec, which
+// keeps a misbehaving server from minting label values.
+func grpcStatusLabel(v string) string {
+	n, err := strconv.ParseUint(v, 10, 8)
+	if err != nil || n > uint64(codes.Unauthenticated) {
+		return "invalid"
+	}
+	return codes.Code(n).String()
 }
 
 // listenerSeries are one HTTP listener's hot-path series.

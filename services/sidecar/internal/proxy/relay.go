@@ -65,6 +65,9 @@ func (h *httpHandler) forward(w *statusWriter, r *http.Request, d *decision) {
 		// response (the connection is closed, or the h2 stream reset).
 		panic(http.ErrAbortHandler)
 	}
+	if isGRPC(resp.Header) {
+		h.p.m.grpcResponse(d.cluster.cfg.Name, resp)
+	}
 	if len(resp.Trailer) > 0 {
 		w.Flush() // trailers need chunked framing, even for a short body
 	}
