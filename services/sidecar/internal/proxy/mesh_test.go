@@ -28,6 +28,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -363,6 +365,47 @@ func TestGRPCRetriedOnConnectFailure(t *testing.T) {
 		if err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
+	}
+}
+
+// TestGRPCBidiStreamOnARetryingRoute: on a route that retries, a
+// bidirectional stream's request body goes through the replay buffer and
+// must still flow message by message: each answer arrives before the
+// next request is sent.
+func TestGRPCBidiStreamOnARetryingRoute(t *testing.T) {
+	app := startGRPC(t, func(gs *grpc.Server) {
+		healthpb.RegisterHealthServer(gs, health.NewServer())
+		reflection.Register(gs)
+	})
+	retries := func(ra *routev3.RouteAction) {
+		ra.RetryPolicy = &routev3.RetryPolicy{RetryOn: "connect-failure,refused-stream,unavailable", NumRetries: wrapperspb.UInt32(2)}
+	}
+	s := startSidecar(t, nil, "outbound")
+	s.set(t, "1", outbound([]*routev3.Route{routeTo("users", retries)}, map[string][]string{"users": {app}}, upstreamH2))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := reflectionpb.NewServerReflectionClient(dialUsers(t, s)).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		req := &reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}
+		if err := stream.Send(req); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if len(resp.GetListServicesResponse().GetService()) < 2 {
+			t.Fatalf("answer %d: %v", i, resp)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Fatalf("end of stream: %v", err)
 	}
 }
 
