@@ -131,6 +131,10 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 		cs.duration.Observe(time.Since(start).Seconds())
 		expired := a.expired.Load()
 		o := classify(resp, err)
+		grpcCode, trailersOnly := trailersOnlyStatus(resp)
+		if trailersOnly {
+			o.GRPCStatus = int(grpcCode)
+		}
 		if expired {
 			o = retry.Outcome{Status: http.StatusGatewayTimeout}
 		}
@@ -143,7 +147,15 @@ func (p *Proxy) send(req *http.Request, d *decision) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		c.report(host.Addr, outlierStatus(resp, o.Status), o.ConnectFailure || expired)
+		// A trailers-only gRPC response is HTTP 200 whatever its
+		// grpc-status, so, as in Envoy, outlier detection judges it by the
+		// HTTP status that stands for: a replica answering UNAVAILABLE
+		// counts as a 503.
+		judged := o.Status
+		if trailersOnly {
+			judged = httpStatusForGRPC(grpcCode)
+		}
+		c.report(host.Addr, judged, o.ConnectFailure || expired)
 		cs.request(m, c.cfg.Name, o.Status)
 		if policy != nil && try < policy.NumRetries && (d.replay || d.stream != nil) && policy.Retryable(o) {
 			slot, ok := p.canRetry(c)
@@ -306,14 +318,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// classify turns a transport result into a retry/outlier outcome.
+// classify turns a transport result into a retry/outlier outcome (send
+// adds the grpc-status of a trailers-only response).
 func classify(resp *http.Response, err error) retry.Outcome {
 	if err == nil {
-		o := retry.Outcome{Status: resp.StatusCode}
-		if code, ok := trailersOnlyStatus(resp); ok {
-			o.GRPCStatus = int(code)
-		}
-		return o
+		return retry.Outcome{Status: resp.StatusCode}
 	}
 	var op *net.OpError
 	if errors.Is(err, errConnOverflow) {

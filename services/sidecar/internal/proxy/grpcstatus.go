@@ -52,8 +52,11 @@ func httpStatusForGRPC(code codes.Code) int {
 
 // trailersOnlyStatus is the grpc-status of a trailers-only gRPC response
 // (how a server answers a call that fails before any message: HTTP 200
-// with the status in its headers); false for any other response.
+// with the status in its headers); false for any other response, or none.
 func trailersOnlyStatus(resp *http.Response) (codes.Code, bool) {
+	if resp == nil {
+		return 0, false
+	}
 	v := resp.Header["Grpc-Status"]
 	if len(v) != 1 || !isGRPC(resp.Header) {
 		return 0, false
@@ -63,20 +66,6 @@ func trailersOnlyStatus(resp *http.Response) (codes.Code, bool) {
 		return 0, false
 	}
 	return codes.Code(code), true
-}
-
-// outlierStatus is the status outlier detection judges an attempt by. A
-// trailers-only gRPC response is HTTP 200 whatever its grpc-status, so,
-// as Envoy does, it is judged by the HTTP status its grpc-status stands
-// for: a replica answering UNAVAILABLE counts as a 503.
-func outlierStatus(resp *http.Response, status int) int {
-	if resp == nil {
-		return status
-	}
-	if code, ok := trailersOnlyStatus(resp); ok {
-		return httpStatusForGRPC(code)
-	}
-	return status
 }
 
 // grpcStatusFor maps an HTTP status to a gRPC status code as gRPC's

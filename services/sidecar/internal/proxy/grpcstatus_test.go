@@ -63,7 +63,7 @@ func TestHTTPStatusForGRPC(t *testing.T) {
 	}
 }
 
-func TestOutlierStatus(t *testing.T) {
+func TestTrailersOnlyStatus(t *testing.T) {
 	grpcResp := func(status string) *http.Response {
 		h := http.Header{"Content-Type": {"application/grpc"}}
 		if status != "" {
@@ -74,20 +74,20 @@ func TestOutlierStatus(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		resp *http.Response
-		http int
-		want int
+		code codes.Code
+		ok   bool
 	}{
-		{"no response", nil, 504, 504},
-		{"HTTP", &http.Response{StatusCode: 503, Header: http.Header{"Grpc-Status": {"0"}}}, 503, 503},
-		{"gRPC trailers-only UNAVAILABLE", grpcResp("14"), 200, 503},
-		{"gRPC trailers-only OK", grpcResp("0"), 200, 200},
-		{"gRPC with its status still to come in trailers", grpcResp(""), 200, 200},
-		{"gRPC with a malformed status", grpcResp("x"), 200, 200},
-		{"gRPC with a negative status", grpcResp("-14"), 200, 200},
-		{"gRPC error behind an HTTP error", func() *http.Response { r := grpcResp("14"); r.StatusCode = 502; return r }(), 502, 503},
+		{"no response", nil, 0, false},
+		{"HTTP", &http.Response{StatusCode: 503, Header: http.Header{"Grpc-Status": {"0"}}}, 0, false},
+		{"gRPC trailers-only UNAVAILABLE", grpcResp("14"), codes.Unavailable, true},
+		{"gRPC trailers-only OK", grpcResp("0"), codes.OK, true},
+		{"gRPC with its status still to come in trailers", grpcResp(""), 0, false},
+		{"gRPC with a malformed status", grpcResp("x"), 0, false},
+		{"gRPC with a negative status", grpcResp("-14"), 0, false},
+		{"gRPC error behind an HTTP error", func() *http.Response { r := grpcResp("14"); r.StatusCode = 502; return r }(), codes.Unavailable, true},
 	} {
-		if got := outlierStatus(tc.resp, tc.http); got != tc.want {
-			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		if code, ok := trailersOnlyStatus(tc.resp); code != tc.code || ok != tc.ok {
+			t.Errorf("%s: %v %v, want %v %v", tc.name, code, ok, tc.code, tc.ok)
 		}
 	}
 }

@@ -66,7 +66,7 @@ type decision struct {
 	hash     lb.Request
 	body     []byte // replayable body; nil when not replayable
 	replay   bool
-	stream   *replayBody // a body of unknown length that a retry may send again; nil for none
+	stream   *replayBody // a body of unknown length that a retry may send again or a mirror copy; nil for none
 	inbound  bool
 	rlHeader http.Header // x-ratelimit-* to add to the response
 	traced   bool        // a span was started: inject its context upstream
@@ -276,7 +276,7 @@ func (h *httpHandler) allowLocal(lr *xds.LocalRateLimit) bool {
 }
 
 // injectFault applies a fault decision; it reports whether the request was aborted.
-func (h *httpHandler) injectFault(w http.ResponseWriter, r *http.Request, fc *fault.Config) bool {
+func (h *httpHandler) injectFault(w *statusWriter, r *http.Request, fc *fault.Config) bool {
 	dec := fc.Decide(r.Header, nil)
 	if dec.Delay > 0 {
 		h.p.m.faults.WithLabelValues("delay").Inc()

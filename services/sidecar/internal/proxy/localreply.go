@@ -15,11 +15,9 @@ import (
 // "PermissionDenied: RBAC: access denied …" rather than an unexpected
 // HTTP status and content type. Metrics and spans record the HTTP status
 // either way: a denied gRPC call counts as a 403, not a 200.
-func reply(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
+func reply(w *statusWriter, r *http.Request, status int, reason, msg string) {
 	if isGRPC(r.Header) {
-		if sw, ok := w.(*statusWriter); ok {
-			sw.status = status
-		}
+		w.status = status // what metrics and spans record; the wire says 200
 		grpcReply(w, grpcStatusFor(status), reason, msg)
 		return
 	}

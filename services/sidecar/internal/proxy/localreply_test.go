@@ -23,7 +23,7 @@ func TestReplyToGRPCIsTrailersOnly(t *testing.T) {
 
 	r.Header.Set("Content-Type", "application/json")
 	rec = httptest.NewRecorder()
-	reply(rec, r, http.StatusForbidden, "rbac_denied", "denied")
+	reply(&statusWriter{ResponseWriter: rec}, r, http.StatusForbidden, "rbac_denied", "denied")
 	if rec.Code != http.StatusForbidden || rec.Body.String() != "denied\n" || rec.Header().Get("Grpc-Status") != "" {
 		t.Fatalf("HTTP local reply: %d %v %q", rec.Code, rec.Header(), rec.Body)
 	}

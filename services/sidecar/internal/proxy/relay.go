@@ -223,7 +223,7 @@ func (h *httpHandler) switchProtocols(w *statusWriter, r *http.Request, d *decis
 }
 
 // fail answers with the sidecar's own response for an upstream failure.
-func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, d *decision, err error) {
+func (h *httpHandler) fail(w *statusWriter, r *http.Request, d *decision, err error) {
 	var pe *proxyError
 	switch {
 	case errors.As(err, &pe):

@@ -9,12 +9,13 @@ import (
 
 // replayBody is a request body of unknown length (HTTP/2 without
 // content-length, or chunked: every gRPC call's body) on a route that
-// retries. It streams to the attempt that owns it as it arrives, never
-// waiting for its end (a streaming call would deadlock), and keeps a copy
-// of up to limit bytes, so that a retry sends the same bytes again, the
-// kept ones first and then the rest as it arrives (Envoy's
-// per_request_buffer_limit). Once more than limit bytes have passed, no
-// retry is possible.
+// retries or mirrors. It streams to the attempt that owns it as it
+// arrives, never waiting for its end (a streaming call would deadlock),
+// and keeps a copy of up to limit bytes, so that a retry sends the same
+// bytes again, the kept ones first and then the rest as it arrives
+// (Envoy's per_request_buffer_limit), and a mirror gets the whole body
+// once it has passed (whenRead). Once more than limit bytes have passed,
+// neither is possible.
 //
 // One attempt at a time owns the source: reclaim takes it back from an
 // attempt that is not inside a Read of it, and that attempt's reader then
